@@ -1,0 +1,111 @@
+"""Loss functions. Each returns ``(loss, dy)``: the loss as a Python float and
+its gradient with respect to the prediction, an array shaped like the prediction.
+
+| loss | formula | reduction |
+| --- | --- | --- |
+| ``half_sse(y_hat, y)`` | 1/2 sum (y_hat - y)^2 | summed (the seeds' E) |
+| ``mse(y_hat, y)`` | mean (y_hat - y)^2 | mean over all entries |
+| ``binary_cross_entropy(p, y)`` | -[y log p + (1 - y) log(1 - p)] | mean over the batch |
+| ``softmax_cross_entropy(logits, labels)`` | -log softmax(logits)[label] | mean over the batch |
+
+L2 regularisation (weight decay) lives in the optimizer, not here.
+"""
+from course.backend import namespace
+
+
+def _check_same_shape(name, y_hat, y):
+    if tuple(y_hat.shape) != tuple(y.shape):
+        raise ValueError(
+            f"{name}: prediction has shape {tuple(y_hat.shape)} but target has shape "
+            f"{tuple(y.shape)}; they must match (reshape y, e.g. y.reshape(-1, 1))"
+        )
+
+
+def half_sse(y_hat, y):
+    """Half the summed squared error, E = 1/2 sum (y_hat - y)^2.
+
+    y_hat, y: same shape, e.g. (N, K).  Returns (E, dy) with dy = y_hat - y.
+    """
+    _check_same_shape("half_sse", y_hat, y)
+    xp = namespace(y_hat)
+    diff = y_hat - y
+    return float(0.5 * xp.sum(diff * diff)), diff
+
+
+def mse(y_hat, y):
+    """Mean squared error over all entries, mean (y_hat - y)^2.
+
+    y_hat, y: same shape (N, K).  Returns (loss, dy) with dy = 2 (y_hat - y) / (N K).
+    """
+    _check_same_shape("mse", y_hat, y)
+    xp = namespace(y_hat)
+    diff = y_hat - y
+    size = 1
+    for n in diff.shape:
+        size *= n
+    return float(xp.sum(diff * diff)) / size, diff * (2.0 / size)
+
+
+def binary_cross_entropy(p, y):
+    """Binary cross-entropy of probabilities ``p`` against 0/1 targets ``y``.
+
+    p, y: same shape, (N,) or (N, 1) (or (N, K) for K independent labels).
+    Returns (loss, dp): the loss summed over labels and averaged over the N
+    rows, and dp = (p - y) / (p (1 - p)) / N.
+
+    ``p`` is clipped to [eps, 1 - eps] (eps the dtype's machine epsilon) so that
+    p = 0 or 1 gives a large finite loss instead of inf or NaN.
+    """
+    _check_same_shape("binary_cross_entropy", p, y)
+    xp = namespace(p)
+    eps = float(xp.finfo(p.dtype).eps)
+    p = xp.clip(p, eps, 1.0 - eps)
+    n = p.shape[0]
+    loss = -xp.sum(y * xp.log(p) + (1.0 - y) * xp.log(1.0 - p)) / n
+    return float(loss), (p - y) / (p * (1.0 - p) * n)
+
+
+def one_hot(labels, num_classes, dtype=None):
+    """Integer labels (N,) -> one-hot matrix (N, num_classes) of ``dtype`` (float64 default)."""
+    xp = namespace(labels)
+    dtype = xp.float64 if dtype is None else dtype
+    return xp.astype(labels[:, None] == xp.arange(num_classes)[None, :], dtype)
+
+
+def softmax_cross_entropy(logits, labels):
+    """Softmax followed by cross-entropy, fused so that it is stable and cheap.
+
+    logits: (N, K) scores.  labels: integer class ids (N,) in [0, K), or one-hot
+    (or any probability rows) (N, K).  Returns (loss, dlogits) with the loss
+    averaged over the batch and dlogits = (softmax(logits) - Y) / N, shape (N, K).
+
+    Uses log softmax = z - max - log(sum exp(z - max)), so logits of 1e4 are fine.
+    """
+    xp = namespace(logits)
+    if logits.ndim != 2:
+        raise ValueError(f"softmax_cross_entropy: logits must be (N, K), got shape {tuple(logits.shape)}")
+    n, k = logits.shape
+    if labels.ndim == 1:
+        if labels.shape[0] != n:
+            raise ValueError(
+                f"softmax_cross_entropy: {n} rows of logits but {labels.shape[0]} labels"
+            )
+        if xp.isdtype(labels.dtype, "real floating") and bool(xp.any(labels != xp.round(labels))):
+            raise ValueError("softmax_cross_entropy: 1-D labels must be whole class numbers")
+        bad = (labels < 0) | (labels >= k)
+        if bool(xp.any(bad)):
+            first = int(labels[xp.argmax(xp.astype(bad, xp.int8))])
+            raise ValueError(
+                f"softmax_cross_entropy: label {first} is out of range for {k} classes "
+                f"(labels must be 0..{k - 1})"
+            )
+        Y = one_hot(xp.astype(labels, xp.int64), k, dtype=logits.dtype)
+    else:
+        _check_same_shape("softmax_cross_entropy", logits, labels)
+        Y = labels
+    shifted = logits - xp.max(logits, axis=1, keepdims=True)
+    exp = xp.exp(shifted)
+    total = xp.sum(exp, axis=1, keepdims=True)
+    log_probs = shifted - xp.log(total)
+    loss = -xp.sum(Y * log_probs) / n
+    return float(loss), (exp / total - Y) / n

@@ -1,0 +1,139 @@
+import numpy as np
+import pytest
+
+from course import nn, optim
+
+
+def make_param(values):
+    return nn.Parameter(np.array(values, dtype=np.float64))
+
+
+def run(opt_class, grads, **kwargs):
+    """Apply opt_class to one parameter starting at [1, -2] with the given gradient sequence."""
+    p = make_param([1.0, -2.0])
+    opt = opt_class([p], **kwargs)
+    for g in grads:
+        p.grad[...] = g
+        opt.step()
+    return p.data
+
+
+GRADS = [[0.5, -1.0], [0.2, 0.3], [-0.4, 0.1], [1.0, 1.0]]
+
+
+def test_plain_sgd():
+    np.testing.assert_allclose(run(optim.SGD, GRADS[:1], lr=0.1), [0.95, -1.9])
+
+
+def test_momentum_matches_the_two_seed_conventions():
+    lr, mu = 0.1, 0.9
+    ours = run(optim.SGD, GRADS, lr=lr, momentum=mu)
+    # seed 004 (Goodfellow et al.): v <- a v - e g; p <- p + v
+    p, v = np.array([1.0, -2.0]), np.zeros(2)
+    for g in np.array(GRADS):
+        v = mu * v - lr * g
+        p = p + v
+    np.testing.assert_allclose(ours, p, rtol=1e-14)
+    # seed 004 (Ruder): v <- gamma v + alpha g; p <- p - v
+    p, v = np.array([1.0, -2.0]), np.zeros(2)
+    for g in np.array(GRADS):
+        v = mu * v + lr * g
+        p = p - v
+    np.testing.assert_allclose(ours, p, rtol=1e-14)
+
+
+def test_nesterov_and_weight_decay_by_hand():
+    lr, mu, wd = 0.1, 0.9, 0.01
+    p, v = np.array([1.0, -2.0]), None
+    for g in np.array(GRADS):
+        g = g + wd * p
+        v = g.copy() if v is None else mu * v + g
+        p = p - lr * (g + mu * v)
+    np.testing.assert_allclose(run(optim.SGD, GRADS, lr=lr, momentum=mu, nesterov=True, weight_decay=wd), p)
+
+
+def test_adam_first_step_is_lr_times_sign():
+    # with bias correction the first step is lr * g / (|g| + eps) = lr * sign(g)
+    np.testing.assert_allclose(run(optim.Adam, GRADS[:1], lr=0.01), [0.99, -1.99], rtol=1e-9)
+
+
+def test_adam_by_hand():
+    lr, b1, b2, eps = 0.01, 0.9, 0.99, 1e-8
+    p, m, v = np.array([1.0, -2.0]), np.zeros(2), np.zeros(2)
+    for t, g in enumerate(np.array(GRADS), start=1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        p = p - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+    np.testing.assert_allclose(run(optim.Adam, GRADS, lr=lr, betas=(b1, b2), eps=eps), p, rtol=1e-12)
+
+
+def test_nadam_by_hand():
+    lr, b1, b2, eps = 0.01, 0.9, 0.999, 1e-8
+    p, m, v = np.array([1.0, -2.0]), np.zeros(2), np.zeros(2)
+    for t, g in enumerate(np.array(GRADS), start=1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        m_hat, v_hat = m / (1 - b1**t), v / (1 - b2**t)
+        p = p - lr / (np.sqrt(v_hat) + eps) * (b1 * m_hat + (1 - b1) * g / (1 - b1**t))
+    np.testing.assert_allclose(run(optim.NAdam, GRADS, lr=lr), p, rtol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs, opt_name", [
+    ({"lr": 0.1}, "SGD"),
+    ({"lr": 0.1, "momentum": 0.9}, "SGD"),
+    ({"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}, "SGD"),
+    ({"lr": 0.01, "betas": (0.8, 0.99)}, "Adam"),
+    ({"lr": 0.01, "weight_decay": 0.1}, "Adam"),
+])
+def test_matches_torch_optim(kwargs, opt_name):
+    torch = pytest.importorskip("torch", reason="PyTorch is an optional second reference")
+    ours = run(getattr(optim, opt_name), GRADS, **kwargs)
+    t = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
+    opt = getattr(torch.optim, opt_name)([t], **kwargs)
+    for g in GRADS:
+        t.grad = torch.tensor(g, dtype=torch.float64)
+        opt.step()
+    np.testing.assert_allclose(ours, t.detach().numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("make", [
+    lambda p: optim.SGD(p, lr=-0.1),
+    lambda p: optim.SGD(p, lr=float("nan")),
+    lambda p: optim.SGD(p, lr=0.1, momentum=1.5),
+    lambda p: optim.SGD(p, lr=0.1, momentum=-0.1),
+    lambda p: optim.SGD(p, lr=0.1, nesterov=True),
+    lambda p: optim.SGD(p, lr=0.1, weight_decay=-1),
+    lambda p: optim.Adam(p, lr=-1),
+    lambda p: optim.Adam(p, betas=(0.9, 1.0)),
+    lambda p: optim.Adam(p, betas=(0.9,)),
+    lambda p: optim.Adam(p, eps=-1e-8),
+    lambda p: optim.SGD([], lr=0.1),
+])
+def test_invalid_hyperparameters_raise_value_error(make):
+    with pytest.raises(ValueError):
+        make([make_param([1.0])])
+
+
+def test_non_parameters_are_refused():
+    with pytest.raises(TypeError, match="Parameter"):
+        optim.SGD([np.zeros(2)], lr=0.1)
+
+
+def test_updates_are_in_place_and_zero_grad_clears():
+    p = make_param([1.0, 2.0])
+    data = p.data
+    opt = optim.SGD([p], lr=0.1, momentum=0.5)
+    p.grad[...] = 1.0
+    opt.step()
+    assert p.data is data
+    opt.zero_grad()
+    assert not p.grad.any()
+
+
+def test_sgd_minimises_a_quadratic():
+    p = make_param([3.0, -4.0])
+    opt = optim.Adam([p], lr=0.1)
+    for _ in range(500):
+        p.grad[...] = 2 * p.data  # d/dp ||p||^2
+        opt.step()
+    assert np.linalg.norm(p.data) < 1e-2
