@@ -2,6 +2,11 @@
 
     course info                  check this environment: [OK]/[FAIL] lines, each failure with a fix
     course data mnist [--dir D]  download and verify MNIST ahead of class
+    course release SOURCE_DIR OUTPUT_DIR [--check]
+                                 write the student notebooks (or check they are up to date)
+    course grade SOURCE_NOTEBOOK SUBMISSION... --out DIR [--jobs N] [--timeout SECONDS]
+                                 grade submissions into DIR/gradebook.csv
+    course bench                 time training against PyTorch and scikit-learn
 """
 import argparse
 import importlib
@@ -71,6 +76,24 @@ def data_command(args):
     return 0
 
 
+def release_command(args):
+    from course.grading import release
+
+    return release.main(args.source_dir, args.output_dir, check=args.check)
+
+
+def grade_command(args):
+    from course.grading import grade
+
+    return grade.main(args.source, args.submissions, args.out, jobs=args.jobs, timeout=args.timeout)
+
+
+def bench_command(args):
+    from course import bench
+
+    return bench.main(quick=args.quick)
+
+
 def main(argv=None):
     """Entry point of the ``course`` console script; returns the exit status."""
     parser = argparse.ArgumentParser(prog="course", description="Neural Networks from Scratch")
@@ -79,10 +102,23 @@ def main(argv=None):
     data_parser = commands.add_parser("data", help="download and verify a data set")
     data_parser.add_argument("name", choices=["mnist"])
     data_parser.add_argument("--dir", default=None, help="folder to keep the files in")
+    release_parser = commands.add_parser("release", help="write student notebooks from solutions")
+    release_parser.add_argument("source_dir")
+    release_parser.add_argument("output_dir")
+    release_parser.add_argument("--check", action="store_true",
+                                help="write nothing; exit 1 naming the notebooks that are out of date")
+    grade_parser = commands.add_parser("grade", help="grade submissions against a source notebook")
+    grade_parser.add_argument("source", help="the solution notebook (source of tests and points)")
+    grade_parser.add_argument("submissions", nargs="+", help="submitted notebooks")
+    grade_parser.add_argument("--out", required=True, help="folder for gradebook.csv and feedback")
+    grade_parser.add_argument("--jobs", type=int, default=None, help="submissions graded at once")
+    grade_parser.add_argument("--timeout", type=float, default=None, help="seconds allowed per cell")
+    bench_parser = commands.add_parser("bench", help="benchmarks against PyTorch and scikit-learn")
+    bench_parser.add_argument("--quick", action="store_true", help="a short run (fewer epochs)")
     args = parser.parse_args(argv)
-    if args.command == "info":
-        return info()
-    return data_command(args)
+    handlers = {"info": lambda a: info(), "data": data_command, "release": release_command,
+                "grade": grade_command, "bench": bench_command}
+    return handlers[args.command](args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,48 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+from course import cli
+
+
+def test_info_prints_ok_or_fail_lines_with_fixes(capsys):
+    status = cli.main(["info"])
+    lines = capsys.readouterr().out.splitlines()
+    assert status == 0
+    assert lines[0].startswith("[OK] Python 3.")
+    assert any(line.startswith("[OK] NumPy") and "BLAS" in line for line in lines)
+    for i, line in enumerate(lines):
+        assert line.startswith(("[OK] ", "[FAIL] ", "       fix: ")), line
+        if line.startswith("[FAIL]"):
+            assert lines[i + 1].startswith("       fix: "), f"no fix after {line!r}"
+    assert any("GPU" in line for line in lines)
+    assert any("MNIST" in line for line in lines)
+
+
+def test_console_script_is_installed():
+    out = subprocess.run([sys.executable, "-m", "course.cli", "info"], capture_output=True, text=True)
+    assert out.returncode == 0 and "[OK] Python" in out.stdout
+
+
+def test_unknown_command_exits_with_usage(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["nope"])
+    assert exc.value.code == 2
+    assert "usage: course" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not os.environ.get("COURSE_DATA_DIR"), reason="COURSE_DATA_DIR is not set")
+def test_data_mnist_verifies_an_existing_folder(capsys):
+    assert cli.main(["data", "mnist", "--dir", os.environ["COURSE_DATA_DIR"]]) == 0
+    assert "[OK] MNIST verified" in capsys.readouterr().out
+
+
+def test_data_mnist_offline_fails_with_advice(tmp_path, capsys, monkeypatch):
+    from course import data
+
+    monkeypatch.setattr(data, "MIRRORS", ["http://127.0.0.1:9/"], raising=False)
+    status = cli.main(["data", "mnist", "--dir", str(tmp_path / "empty")])
+    err = capsys.readouterr().err
+    assert status == 1 and "COURSE_DATA_DIR" in err
