@@ -66,8 +66,18 @@ def binary_cross_entropy(p, y):
 
 
 def one_hot(labels, num_classes, dtype=None):
-    """Integer labels (N,) -> one-hot matrix (N, num_classes) of ``dtype`` (float64 default)."""
+    """Integer labels (N,) in [0, num_classes) -> one-hot rows (N, num_classes) of ``dtype``.
+
+    ``dtype`` defaults to float64. A label outside the range raises ValueError naming it.
+    """
     xp = namespace(labels)
+    bad = (labels < 0) | (labels >= num_classes)
+    if bool(xp.any(bad)):
+        first = labels[xp.argmax(xp.astype(bad, xp.int8))]
+        raise ValueError(
+            f"label {int(first)} is out of range for {num_classes} classes "
+            f"(labels must be 0..{num_classes - 1})"
+        )
     dtype = xp.float64 if dtype is None else dtype
     return xp.astype(labels[:, None] == xp.arange(num_classes)[None, :], dtype)
 
@@ -92,14 +102,10 @@ def softmax_cross_entropy(logits, labels):
             )
         if xp.isdtype(labels.dtype, "real floating") and bool(xp.any(labels != xp.round(labels))):
             raise ValueError("softmax_cross_entropy: 1-D labels must be whole class numbers")
-        bad = (labels < 0) | (labels >= k)
-        if bool(xp.any(bad)):
-            first = int(labels[xp.argmax(xp.astype(bad, xp.int8))])
-            raise ValueError(
-                f"softmax_cross_entropy: label {first} is out of range for {k} classes "
-                f"(labels must be 0..{k - 1})"
-            )
-        Y = one_hot(xp.astype(labels, xp.int64), k, dtype=logits.dtype)
+        try:
+            Y = one_hot(labels, k, dtype=logits.dtype)
+        except ValueError as exc:
+            raise ValueError(f"softmax_cross_entropy: {exc}") from None
     else:
         _check_same_shape("softmax_cross_entropy", logits, labels)
         Y = labels

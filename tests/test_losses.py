@@ -87,3 +87,10 @@ def test_gradients_keep_dtype(dtype):
     for fn in (losses.half_sse, losses.mse, losses.binary_cross_entropy):
         assert fn(y_hat, y)[1].dtype == dtype
     assert losses.softmax_cross_entropy(y_hat, np.array([0, 1, 1]))[1].dtype == dtype
+
+
+def test_one_hot_rows_and_range():
+    np.testing.assert_array_equal(losses.one_hot(np.asarray([2, 0]), 3), [[0, 0, 1], [1, 0, 0]])
+    assert losses.one_hot(np.asarray([1]), 2, dtype=np.float32).dtype == np.float32
+    with pytest.raises(ValueError, match="label 3 is out of range for 3 classes"):
+        losses.one_hot(np.asarray([0, 3]), 3)
