@@ -5,8 +5,8 @@ pre-activations) and returns an array of the same shape and dtype. The
 derivative functions take the same ``z`` and return dg/dz elementwise.
 
 They are written to be numerically stable: ``sigmoid(1000.0)`` is exactly 1.0
-and ``sigmoid(-1000.0)`` is 0.0, with no overflow warning, because ``exp`` is
-only ever called on a number that is zero or negative.
+and ``sigmoid(-1000.0)`` is 0.0, with no overflow warning, and softmax never
+exponentiates a positive number.
 """
 from course.backend import namespace
 
@@ -48,10 +48,14 @@ def step_derivative(z):
 
 
 def sigmoid(z):
-    """Logistic sigmoid 1 / (1 + e^-z), stable for large |z|.  z: any shape -> same shape."""
+    """Logistic sigmoid 1 / (1 + e^-z), stable for large |z|.  z: any shape -> same shape.
+
+    Computed as exp(-log(1 + e^-z)), where ``logaddexp(0, -z)`` = log(1 + e^-z)
+    never overflows; the result is accurate to the last bit even for z = -40,
+    where 1 / (1 + e^40) would be fine but 1 / (1 + e^1000) overflows.
+    """
     xp = namespace(z)
-    e = xp.exp(-xp.abs(z))  # in (0, 1]: never overflows
-    return xp.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return xp.exp(-xp.logaddexp(0.0, -z))
 
 
 def sigmoid_derivative(z):

@@ -17,6 +17,7 @@ Library code never imports NumPy or CuPy directly to compute; it asks
 functions. This is what lets a test run the library on ``array_api_strict``.
 """
 import importlib
+import types
 
 import numpy as np
 
@@ -28,6 +29,26 @@ _GPU_HELP = (
 )
 
 _state = {"device": "cpu", "xp": np}
+
+
+def _fast_numpy():
+    """NumPy's namespace, with ``sum``, ``max`` and ``argmax`` called without the
+    Python-level wrappers of ``np.sum`` and friends.
+
+    Each wrapper costs about a microsecond per call. On MNIST-sized arrays that
+    is nothing, but in per-sample SGD on a tiny network (seed 002's 10^6
+    steps) the arrays hold a handful of numbers and these calls were a sixth
+    of the run. The results are identical: ``np.sum`` calls ``np.add.reduce``.
+    """
+    fast = types.SimpleNamespace(**{k: getattr(np, k) for k in dir(np) if not k.startswith("__")})
+    fast.__name__ = "numpy"
+    fast.sum = lambda x, axis=None, keepdims=False: np.add.reduce(x, axis=axis, keepdims=keepdims)
+    fast.max = lambda x, axis=None, keepdims=False: np.maximum.reduce(x, axis=axis, keepdims=keepdims)
+    fast.argmax = lambda x, axis=None, keepdims=False: x.argmax(axis=axis, keepdims=keepdims)
+    return fast
+
+
+NUMPY = _fast_numpy()
 
 
 def _cupy():
@@ -86,11 +107,12 @@ def xp():
 def namespace(*arrays):
     """The array-API namespace that owns ``arrays`` (NumPy, CuPy, array_api_strict, ...).
 
-    NumPy arrays give ``numpy`` itself (NumPy 2 follows the array API), which
-    keeps the hot path free of wrapper overhead.
+    NumPy arrays give ``NUMPY``: NumPy itself (NumPy 2 follows the array API)
+    with faster reductions, see ``_fast_numpy``.
     """
-    if all(isinstance(a, (np.ndarray, np.generic)) for a in arrays):
-        return np
+    if isinstance(arrays[0], (np.ndarray, np.generic)):  # the common case, checked fast
+        if len(arrays) == 1 or all(isinstance(a, (np.ndarray, np.generic)) for a in arrays):
+            return NUMPY
     import array_api_compat
 
     return array_api_compat.array_namespace(*arrays)

@@ -115,8 +115,13 @@ class Dense(Module):
         self.X = X
         return X @ self.W.data + self.b.data
 
-    def backward(self, dout):
-        """dout: (N, n_out) -> dX: (N, n_in); adds dW = X^T dout, db = sum_rows(dout)."""
+    def backward(self, dout, input_grad=True):
+        """dout: (N, n_out) -> dX: (N, n_in); adds dW = X^T dout, db = sum_rows(dout).
+
+        With ``input_grad=False`` dX is not computed (None is returned): the
+        first layer of a network needs no gradient for the data, and skipping
+        that product saves about a sixth of the work of a training step.
+        """
         if self.X is None:
             raise RuntimeError(f"{self!r}.backward called before forward")
         if tuple(dout.shape) != (self.X.shape[0], self.n_out):
@@ -127,7 +132,7 @@ class Dense(Module):
         xp = namespace(dout)
         self.W.grad += self.X.T @ dout
         self.b.grad += xp.sum(dout, axis=0)
-        return dout @ self.W.data.T
+        return dout @ self.W.data.T if input_grad else None
 
 
 class Activation(Module):
@@ -257,11 +262,16 @@ class Sequential(Module):
                 raise type(exc)(f"layer {i} of the Sequential: {exc}") from None
         return x
 
-    def backward(self, dout):
-        """dout: gradient of the loss w.r.t. the output -> dL/dx: (N, D)."""
-        for layer in reversed(self.layers):
+    def backward(self, dout, input_grad=True):
+        """dout: gradient of the loss w.r.t. the output -> dL/dx: (N, D).
+
+        ``input_grad=False`` skips dL/dx when the first layer is Dense (returns None).
+        """
+        for layer in reversed(self.layers[1:]):
             dout = layer.backward(dout)
-        return dout
+        if isinstance(self.layers[0], (Dense, Sequential)):
+            return self.layers[0].backward(dout, input_grad=input_grad)
+        return self.layers[0].backward(dout)
 
 
 _ACTIVATIONS = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh, "leaky_relu": LeakyReLU,

@@ -7,6 +7,8 @@ documentation, so results can be compared with ``torch.optim`` number for number
 """
 import math
 
+import numpy as np
+
 from course.backend import namespace
 from course.nn import Parameter
 
@@ -21,27 +23,81 @@ def _check(name, value, low=0.0, low_inclusive=True, high=None):
 
 
 class Optimizer:
-    """Holds the parameters; subclasses implement ``step()``."""
+    """Holds the parameters; subclasses implement ``step()``.
+
+    On the CPU, when all parameters share a dtype, they are gathered into one
+    flat array (and their gradients into another): each ``p.data`` and
+    ``p.grad`` becomes a view into it. An update is then a handful of array
+    operations in total instead of a handful per parameter, which matters
+    when the arrays are tiny (per-sample SGD on a small network). Values are
+    unchanged. Read weights through the model (``model[0].W.data``) after
+    creating the optimizer; if you assign a new array to ``p.data`` or
+    ``p.grad``, the optimizer copies it in at its next step.
+    """
 
     def __init__(self, params, lr):
-        self.params = list(params)
-        if not self.params:
+        params = list(params)
+        if not params:
             raise ValueError("optimizer got an empty parameter list; pass model.parameters()")
-        for p in self.params:
+        for p in params:
             if not isinstance(p, Parameter):
                 raise TypeError(f"optimizer expects course.nn.Parameter objects, got {type(p).__name__}")
+        self.params = list(dict.fromkeys(params))  # each parameter once, in order
         _check("learning rate lr", lr)
         self.lr = lr
-        self.state = {}  # id(param) -> dict of arrays, created on first use
+        self.state = {}  # key -> dict of arrays, created on first use
+        self._flat = None
+        if (all(isinstance(p.data, np.ndarray) for p in self.params)
+                and len({p.data.dtype for p in self.params}) == 1):
+            self._gather()
+
+    def _gather(self):
+        """Copy every parameter into one flat data array and one flat grad array."""
+        dtype = self.params[0].data.dtype
+        total = sum(p.data.size for p in self.params)
+        self._flat = (np.empty(total, dtype=dtype), np.empty(total, dtype=dtype))
+        self._views, start = [], 0
+        for p in self.params:
+            part = slice(start, start + p.data.size)
+            start = part.stop
+            self._views.append([p, part, None, None])
+        self._link()
+
+    def _link(self):
+        """Make each p.data / p.grad a view of the flat arrays again, copying values in."""
+        for entry in self._views:
+            p, part, data_view, grad_view = entry
+            if p.data is data_view and p.grad is grad_view:
+                continue  # the usual case: nothing was reassigned
+            for i, (name, flat) in enumerate((("data", self._flat[0]), ("grad", self._flat[1]))):
+                array = getattr(p, name)
+                if array is entry[2 + i]:
+                    continue
+                if not isinstance(array, np.ndarray) or array.size != part.stop - part.start:
+                    raise RuntimeError(
+                        f"parameter {p!r} changed size or device after the optimizer was "
+                        "created; create the optimizer again"
+                    )
+                flat[part] = array.reshape(-1)
+                entry[2 + i] = flat[part].reshape(array.shape)
+                setattr(p, name, entry[2 + i])
+
+    def _groups(self):
+        """(data, grad, state key) triples to update: one flat pair, or one per parameter."""
+        if self._flat is None:
+            return [(p.data, p.grad, id(p)) for p in self.params]
+        self._link()
+        return [(*self._flat, "flat")]
 
     def zero_grad(self):
         """Set every parameter's gradient to zero."""
-        for p in self.params:
-            p.grad[...] = 0
+        for _, grad, _ in self._groups():
+            grad[...] = 0
 
-    def _grad(self, p, weight_decay):
+    @staticmethod
+    def _grad(data, grad, weight_decay):
         """The gradient with L2 weight decay folded in: g = grad + wd * p."""
-        return p.grad + weight_decay * p.data if weight_decay else p.grad
+        return grad + weight_decay * data if weight_decay else grad
 
 
 class SGD(Optimizer):
@@ -81,19 +137,19 @@ class SGD(Optimizer):
 
     def step(self):
         """Update every parameter once from its current ``.grad``."""
-        for p in self.params:
-            g = self._grad(p, self.weight_decay)
+        for data, grad, key in self._groups():
+            g = self._grad(data, grad, self.weight_decay)
             if self.momentum:
-                state = self.state.get(id(p))
+                state = self.state.get(key)
                 if state is None:
                     v = namespace(g).asarray(g, copy=True)
-                    self.state[id(p)] = {"v": v}
+                    self.state[key] = {"v": v}
                 else:
                     v = state["v"]
                     v *= self.momentum
                     v += g
                 g = g + self.momentum * v if self.nesterov else v
-            p.data -= self.lr * g
+            data -= self.lr * g
 
 
 class Adam(Optimizer):
@@ -127,12 +183,12 @@ class Adam(Optimizer):
         _check("weight_decay", weight_decay)
         self.betas, self.eps, self.weight_decay = tuple(betas), eps, weight_decay
 
-    def _moments(self, p, g):
-        """Update and return (t, m, v) for parameter p."""
+    def _moments(self, key, g):
+        """Update and return (t, m, v) for the parameter (or flat group) ``key``."""
         xp = namespace(g)
-        state = self.state.get(id(p))
+        state = self.state.get(key)
         if state is None:
-            state = self.state[id(p)] = {"t": 0, "m": xp.zeros_like(g), "v": xp.zeros_like(g)}
+            state = self.state[key] = {"t": 0, "m": xp.zeros_like(g), "v": xp.zeros_like(g)}
         beta1, beta2 = self.betas
         state["t"] += 1
         m, v = state["m"], state["v"]
@@ -145,13 +201,13 @@ class Adam(Optimizer):
     def step(self):
         """Update every parameter once from its current ``.grad``."""
         beta1, beta2 = self.betas
-        for p in self.params:
-            g = self._grad(p, self.weight_decay)
-            t, m, v = self._moments(p, g)
+        for data, grad, key in self._groups():
+            g = self._grad(data, grad, self.weight_decay)
+            t, m, v = self._moments(key, g)
             xp = namespace(g)
             step_size = self.lr / (1 - beta1**t)
             denom = xp.sqrt(v / (1 - beta2**t)) + self.eps
-            p.data -= step_size * (m / denom)
+            data -= step_size * (m / denom)
 
 
 class NAdam(Adam):
@@ -167,9 +223,9 @@ class NAdam(Adam):
 
     def step(self):
         beta1, beta2 = self.betas
-        for p in self.params:
-            g = self._grad(p, self.weight_decay)
-            t, m, v = self._moments(p, g)
+        for data, grad, key in self._groups():
+            g = self._grad(data, grad, self.weight_decay)
+            t, m, v = self._moments(key, g)
             xp = namespace(g)
             denom = xp.sqrt(v / (1 - beta2**t)) + self.eps
-            p.data -= (self.lr / (1 - beta1**t)) * (beta1 * m + (1 - beta1) * g) / denom
+            data -= (self.lr / (1 - beta1**t)) * (beta1 * m + (1 - beta1) * g) / denom

@@ -121,13 +121,38 @@ def test_non_parameters_are_refused():
 
 def test_updates_are_in_place_and_zero_grad_clears():
     p = make_param([1.0, 2.0])
-    data = p.data
     opt = optim.SGD([p], lr=0.1, momentum=0.5)
+    data = p.data
     p.grad[...] = 1.0
     opt.step()
     assert p.data is data
     opt.zero_grad()
     assert not p.grad.any()
+
+
+def test_flat_buffers_follow_reassigned_arrays():
+    """Assigning a new array to p.data or p.grad after creating the optimizer still works."""
+    a, b = make_param([1.0, 2.0]), make_param([[3.0], [4.0]])
+    opt = optim.SGD([a, b, a], lr=0.5)  # a duplicate is updated once
+    a.data = np.array([10.0, 20.0])
+    b.grad = np.array([[2.0], [4.0]])
+    opt.step()
+    np.testing.assert_array_equal(a.data, [10.0, 20.0])
+    np.testing.assert_array_equal(b.data, [[2.0], [2.0]])
+    b.data = np.zeros(3)
+    with pytest.raises(RuntimeError, match="create the optimizer again"):
+        opt.step()
+
+
+def test_mixed_dtypes_update_each_parameter():
+    a = nn.Parameter(np.array([1.0], dtype=np.float32))
+    b = make_param([1.0])
+    opt = optim.Adam([a, b], lr=0.1)
+    a.grad[...] = 1.0
+    b.grad[...] = -1.0
+    opt.step()
+    assert a.data.dtype == np.float32
+    np.testing.assert_allclose([a.data[0], b.data[0]], [0.9, 1.1], rtol=1e-6)
 
 
 def test_sgd_minimises_a_quadratic():
