@@ -206,6 +206,10 @@ def batches(X, y, batch_size, shuffle=True, rng=None):
 
 
 def _batches(X, y, batch_size, order):
+    if batch_size == 1 and order is not None:  # per-sample SGD: one-row views, no copies
+        for i in order.tolist():
+            yield X[i:i + 1], y[i:i + 1]
+        return
     for start in range(0, len(X), batch_size):
         if order is None:
             yield X[start:start + batch_size], y[start:start + batch_size]
