@@ -31,6 +31,36 @@ def _package(name, fix):
     return _line(True, f"{name} {getattr(module, '__version__', '')}".rstrip())
 
 
+def _widgets():
+    """ipywidgets and its JupyterLab extension must be of matching major versions."""
+    fix = 'pip install -e . --upgrade (installs ipywidgets 8 with jupyterlab_widgets 3), then restart JupyterLab'
+    try:
+        import ipywidgets
+        import jupyterlab_widgets
+    except ImportError as exc:
+        return _line(False, f"widgets: cannot import ({exc})", fix)
+    widgets, lab = ipywidgets.__version__, jupyterlab_widgets.__version__
+    matching = {"8": "3", "7": "1"}.get(widgets.split(".")[0]) == lab.split(".")[0]
+    return _line(matching, f"ipywidgets {widgets} with jupyterlab_widgets {lab}"
+                 + ("" if matching else ": these versions do not work together "
+                    "(widgets show 'Error displaying widget')"), fix)
+
+
+def _kernel():
+    """A Python 3 Jupyter kernel must be installed for the notebooks to run."""
+    fix = "pip install ipykernel && python -m ipykernel install --user"
+    try:
+        import ipykernel
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        specs = KernelSpecManager().find_kernel_specs()
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        return _line(False, f"Jupyter kernel: {exc}", fix)
+    if "python3" not in specs:
+        return _line(False, "Jupyter kernel: no 'python3' kernel is installed", fix)
+    return _line(True, f"Jupyter kernel python3 (ipykernel {ipykernel.__version__})")
+
+
 def info():
     """Print the environment checks; return 0 if every required check passed, else 1."""
     from course import backend
@@ -44,8 +74,10 @@ def info():
     threads = report["blas_threads"]
     ok &= _line(True, f"NumPy {report['numpy']}, BLAS {report['blas']}"
                 + (f", {threads} threads" if threads else ""))
-    for name in ("tqdm", "matplotlib", "ipywidgets"):
+    for name in ("tqdm", "matplotlib", "jupyterlab"):
         ok &= _package(name, f'pip install -e . (reinstalls {name} from the course requirements)')
+    ok &= _widgets()
+    ok &= _kernel()
     if report["gpu"]:
         _line(True, f"GPU {report['gpu']} with CuPy {report['cupy']} (backend.use('gpu') to use it)")
     else:

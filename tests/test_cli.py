@@ -46,3 +46,22 @@ def test_data_mnist_offline_fails_with_advice(tmp_path, capsys, monkeypatch):
     status = cli.main(["data", "mnist", "--dir", str(tmp_path / "empty")])
     err = capsys.readouterr().err
     assert status == 1 and "COURSE_DATA_DIR" in err
+
+
+def test_info_flags_mismatched_widget_versions(capsys, monkeypatch):
+    import jupyterlab_widgets
+
+    monkeypatch.setattr(jupyterlab_widgets, "__version__", "1.1.7")
+    assert cli.main(["info"]) == 1
+    out = capsys.readouterr().out
+    assert "[FAIL] ipywidgets 8" in out and "do not work together" in out
+    assert "fix: pip install -e . --upgrade" in out
+
+
+def test_info_flags_a_missing_kernel(capsys, monkeypatch):
+    from jupyter_client import kernelspec
+
+    monkeypatch.setattr(kernelspec.KernelSpecManager, "find_kernel_specs", lambda self: {})
+    assert cli.main(["info"]) == 1
+    out = capsys.readouterr().out
+    assert "[FAIL] Jupyter kernel: no 'python3' kernel" in out and "ipykernel install" in out
