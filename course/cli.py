@@ -87,7 +87,7 @@ def info():
         from course import data
 
         present, where = data.mnist_status()
-        _line(present, f"MNIST: {where}",
+        _line(present, where,
               "run `course data mnist` while online, or set COURSE_DATA_DIR to a folder "
               "holding the four MNIST files")
     except ImportError:
