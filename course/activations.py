@@ -19,7 +19,7 @@ def identity(z):
 def identity_derivative(z):
     """g'(z) = 1.  z: any shape -> same shape."""
     xp = namespace(z)
-    return xp.ones_like(z)
+    return xp.ones_like(xp.asarray(z))
 
 
 def step(z):
@@ -29,6 +29,7 @@ def step(z):
     threshold units.
     """
     xp = namespace(z)
+    z = xp.asarray(z)
     return xp.astype(z > 0, z.dtype)
 
 
@@ -55,7 +56,7 @@ def sigmoid(z):
     where 1 / (1 + e^40) would be fine but 1 / (1 + e^1000) overflows.
     """
     xp = namespace(z)
-    return xp.exp(-xp.logaddexp(0.0, -z))
+    return xp.exp(-xp.logaddexp(0.0, -xp.asarray(z)))
 
 
 def sigmoid_derivative(z):
@@ -83,17 +84,21 @@ def relu(z):
 def relu_derivative(z):
     """1 where z > 0, else 0 (we take 0 at z = 0, as PyTorch does).  z: any shape -> same shape."""
     xp = namespace(z)
+    z = xp.asarray(z)
     return xp.astype(z > 0, z.dtype)
 
 
 def leaky_relu(z, alpha=0.01):
     """z where z > 0, else alpha * z.  z: any shape -> same shape."""
-    return namespace(z).where(z > 0, z, alpha * z)
+    xp = namespace(z)
+    z = xp.asarray(z)
+    return xp.where(z > 0, z, alpha * z)
 
 
 def leaky_relu_derivative(z, alpha=0.01):
     """1 where z > 0, else alpha.  z: any shape -> same shape."""
     xp = namespace(z)
+    z = xp.asarray(z)
     return xp.where(z > 0, xp.ones_like(z), xp.full_like(z, alpha))
 
 
@@ -104,6 +109,7 @@ def softmax(z, axis=-1):
     and with c = max every exponent is <= 0, so nothing overflows.
     """
     xp = namespace(z)
+    z = xp.asarray(z)
     e = xp.exp(z - xp.max(z, axis=axis, keepdims=True))
     return e / xp.sum(e, axis=axis, keepdims=True)
 

@@ -113,6 +113,8 @@ def namespace(*arrays):
     if isinstance(arrays[0], (np.ndarray, np.generic)):  # the common case, checked fast
         if len(arrays) == 1 or all(isinstance(a, (np.ndarray, np.generic)) for a in arrays):
             return NUMPY
+    if all(isinstance(a, (int, float, list, tuple)) for a in arrays):
+        return NUMPY  # plain Python numbers and lists, e.g. sigmoid(0.0)
     import array_api_compat
 
     return array_api_compat.array_namespace(*arrays)

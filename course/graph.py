@@ -263,11 +263,15 @@ class Drawing:
         self.figure = figure
 
     def save(self, path):
-        self.figure.savefig(path)
+        self.figure.savefig(path, metadata={"Date": None})
 
     def _repr_svg_(self):
+        """The SVG, the same bytes every time (no date, fixed ids), so notebooks can compare it."""
+        import matplotlib
+
         buffer = io.StringIO()
-        self.figure.savefig(buffer, format="svg")
+        with matplotlib.rc_context({"svg.hashsalt": "course.graph"}):
+            self.figure.savefig(buffer, format="svg", metadata={"Date": None})
         return buffer.getvalue()
 
 
@@ -311,7 +315,7 @@ def draw(value):
         ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, gid=f"value-{i}",
                                     boxstyle="round,pad=0,rounding_size=0.1",
                                     facecolor="#dbe9f6", edgecolor="0.3"))
-        text = f"data {v.data:.4g}\ngrad {v.grad:.4g}"
+        text = f"data {v.data + 0.0:.4g}\ngrad {v.grad + 0.0:.4g}"  # + 0.0 turns -0 into 0
         ax.text(x, y, f"{v.label}\n{text}" if v.label else text,
                 ha="center", va="center", fontsize=8)
         if v._parents:

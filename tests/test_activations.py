@@ -70,3 +70,11 @@ def test_softmax_backward_matches_finite_differences(rng):
                                A.leaky_relu_derivative, A.identity_derivative])
 def test_dtype_is_kept(g, dtype):
     assert g(np.ones((2, 3), dtype=dtype)).dtype == dtype
+
+
+@pytest.mark.parametrize("g", [A.identity_derivative, A.step, A.sigmoid, A.sigmoid_derivative,
+                               A.tanh, A.tanh_derivative, A.relu, A.relu_derivative,
+                               A.leaky_relu, A.leaky_relu_derivative])
+def test_plain_python_numbers_work(g):
+    assert float(g(0.5)) == pytest.approx(float(g(np.array(0.5))))
+    np.testing.assert_allclose(g([-1.0, 2.0]), g(np.array([-1.0, 2.0])))

@@ -436,3 +436,15 @@ def test_mlp_learns_xor():
     y_hat = [model(x).data for x in X]
     assert [float(p > 0.5) for p in y_hat] == y
     assert losses[-1] < 0.01 < losses[0]
+
+
+def test_svg_is_the_same_every_time():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    x, y = Value(-0.0, "x"), Value(2.0, "y")
+    f = x * y
+    f.backward()
+    first, second = draw(f)._repr_svg_(), draw(f)._repr_svg_()
+    assert first == second
+    assert "data -0" not in first
