@@ -115,24 +115,29 @@ class Value:
 
     # Functions of one value: f(x) and its derivative f'(x).
     def exp(self):
+        """e^x; local gradient e^x."""
         e = math.exp(self.data)
         return self._apply("exp", e, (), (e,))
 
     def log(self):
+        """ln x (x > 0); local gradient 1/x."""
         if self.data <= 0:
             raise ValueError(f"log needs a positive number, got {self.data}")
         return self._apply("log", math.log(self.data), (), (1.0 / self.data,))
 
     def tanh(self):
+        """tanh x; local gradient 1 - tanh^2 x."""
         t = math.tanh(self.data)
         return self._apply("tanh", t, (), (1.0 - t * t,))
 
     def sigmoid(self):
+        """1 / (1 + e^-x); local gradient s (1 - s)."""
         x = self.data  # two forms, so that exp never overflows
         s = 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
         return self._apply("sigmoid", s, (), (s * (1.0 - s),))
 
     def relu(self):
+        """max(x, 0); local gradient 1 if x > 0 else 0."""
         return self._apply("relu", max(self.data, 0.0), (), (float(self.data > 0),))
 
     def max(self, other):
@@ -187,9 +192,11 @@ class Module:
     """Shared by Neuron, Layer and MLP: list and reset the parameters."""
 
     def parameters(self):
+        """The trainable Values (weights and biases), in a fixed order."""
         return []
 
     def zero_grad(self):
+        """Set the gradient of every parameter to 0."""
         for p in self.parameters():
             p.grad = 0.0
 
@@ -216,6 +223,7 @@ class Neuron(Module):
         return z if self.activation == "linear" else getattr(z, self.activation)()
 
     def parameters(self):
+        """The trainable Values (weights and biases), in a fixed order."""
         return self.w + [self.b]
 
 
@@ -230,6 +238,7 @@ class Layer(Module):
         return [n(x) for n in self.neurons]
 
     def parameters(self):
+        """The trainable Values (weights and biases), in a fixed order."""
         return [p for n in self.neurons for p in n.parameters()]
 
 
@@ -253,6 +262,7 @@ class MLP(Module):
         return x[0] if len(x) == 1 else x
 
     def parameters(self):
+        """The trainable Values (weights and biases), in a fixed order."""
         return [p for layer in self.layers for p in layer.parameters()]
 
 
@@ -263,6 +273,7 @@ class Drawing:
         self.figure = figure
 
     def save(self, path):
+        """Write the picture to ``path``; the format follows the suffix (.svg, .png, .pdf)."""
         self.figure.savefig(path, metadata={"Date": None})
 
     def _repr_svg_(self):

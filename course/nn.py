@@ -44,9 +44,11 @@ class Module:
         return self.forward(x)
 
     def forward(self, x):
+        """x: (N, D) -> out: (N, M); caches what ``backward`` needs."""
         raise NotImplementedError
 
     def backward(self, dout):
+        """dout = dL/dout: (N, M) -> dL/dx: (N, D); adds into each parameter's ``.grad``."""
         raise NotImplementedError
 
     def parameters(self):
@@ -54,6 +56,7 @@ class Module:
         return [v for v in vars(self).values() if isinstance(v, Parameter)]
 
     def zero_grad(self):
+        """Set every parameter's ``.grad`` to 0 (in place, same shape)."""
         for p in self.parameters():
             p.grad[...] = 0
 
