@@ -1,0 +1,410 @@
+"""Run one submission's grading plan in a fresh kernel, and survive what the answers do.
+
+A plan is a list of ``Step``s built by ``course.grading.grade``: the source notebook's code
+cells, with the student's answer cells in place of the solutions and every test cell split
+into its visible and hidden pieces. ``run_plan`` executes it with nbclient in a new kernel
+(``course.grading._kernel``: this environment's Python, a memory cap) whose working folder
+is a new, empty temporary folder, and returns one ``StepResult`` per step.
+
+What the grader adds to the plan, never to the answers:
+
+- first, ``_guard.install`` (see ``course.grading._guard``), before any answer code runs;
+- after each source cell, ``_guard.remember``;
+- around each piece of test code, ``_guard.watch`` and ``_guard.seal(token)``. A test
+  passes only if the kernel replied ``ok`` *and* printed its token, which only the end
+  of the test's own code prints;
+- after a source cell or test that stopped early, ``_guard.recover``.
+
+Limits. Each step may run ``cell_timeout`` seconds and the whole plan ``total_timeout``.
+A step that runs out of time is interrupted; if the kernel answers again within a few
+seconds, grading goes on. If it does not, or the kernel dies (``os._exit``, a crash, the
+memory cap), the plan is run again in a new kernel with that step left out: an answer is
+replaced by its released stub, a test counts as failed. After ``MAX_KERNELS`` kernels, or
+when the total time is used up, the steps still to run are reported as not run.
+"""
+import logging
+import os
+import re
+import secrets
+import signal
+import site
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from queue import Empty
+
+import nbformat
+from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import DeadKernelError
+
+import course
+
+#: How many kernels one submission may use: the first, and fresh ones after crashes.
+MAX_KERNELS = 10
+#: Seconds an interrupted kernel has to answer again before it counts as stuck.
+INTERRUPT_GRACE = 3.0
+#: Seconds a kernel has to start.
+STARTUP_TIMEOUT = 60.0
+GUARD = '__import__("course.grading._guard", fromlist=["_guard"])'
+_QUIET = logging.getLogger("course.grading.kernel")
+_QUIET.disabled = True  # nbclient logs timeouts and dead kernels; the results report them
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+@dataclass
+class Step:
+    """One piece of code in a grading plan.
+
+    ``kind`` is ``"answer"`` (a student's answer cell), ``"code"`` (a source-notebook cell
+    that is not graded) or ``"test"`` (a visible or ``hidden`` piece of a test cell).
+    ``names``: the names whose objects the guard records after the step (the imports,
+    helpers and data the tests use). ``stub``: for answers, the released student version, run in
+    place of an answer that crashed or hung the kernel.
+    """
+
+    kind: str
+    source: str
+    grade_id: str = ""
+    hidden: bool = False
+    names: tuple = ()
+    stub: str = ""
+
+
+@dataclass
+class StepResult:
+    """What happened to one step.
+
+    ``status``: ``"ok"``, ``"error"`` (it raised), ``"timeout"`` (interrupted after its
+    time), ``"crashed"`` (it hung or killed the kernel, and was left out of a fresh run)
+    or ``"not run"`` (and, inside a run, ``"dead"`` or ``"stuck"`` before a fresh kernel is
+    tried). ``sealed``: a test's token arrived. ``reason`` explains what went wrong in
+    words; ``replaced`` is true when an answer ran as its stub.
+    """
+
+    status: str = "not run"
+    ename: str = ""
+    evalue: str = ""
+    traceback: str = ""
+    execution_count: int | None = None
+    sealed: bool = False
+    reason: str = ""
+    replaced: bool = False
+
+
+@dataclass
+class Limits:
+    """Seconds per step and per plan, and the memory cap in bytes (0: none)."""
+
+    cell_timeout: float
+    total_timeout: float
+    memory_limit: int
+
+
+@dataclass
+class PlanResult:
+    """One ``StepResult`` per step; ``error`` when grading itself could not run."""
+
+    steps: list
+    error: str = ""
+
+
+class _GradingKernels(KernelSpecManager):
+    """Kernel specs that start ``course.grading._kernel`` with this Python.
+
+    The spec is named ``python3`` so that nbclient and jupyter_client treat the kernel as
+    the IPython kernel it is (no history file is written, for one). Tracebacks are plain,
+    as Python prints them: quicker to format than IPython's, and they read well as text.
+    """
+
+    memory_limit = 0
+
+    def get_kernel_spec(self, kernel_name, *args, **kwargs):
+        argv = [sys.executable, "-m", "course.grading._kernel", str(self.memory_limit),
+                "-f", "{connection_file}", "--InteractiveShell.xmode=Plain"]
+        return KernelSpec(argv=argv, display_name="Python 3 (grading)", language="python",
+                          interrupt_mode="signal", resource_dir="")
+
+
+def kernel_environment(workdir):
+    """The environment of a grading kernel: this one, made repeatable.
+
+    A fixed hash seed and one BLAS thread make results independent of the machine's load
+    and of how many submissions are graded at once (values an instructor has set are kept);
+    a private IPython folder keeps the instructor's IPython profile out of grading. The
+    kernel imports this very ``course`` package, also from a checkout that is not installed.
+    """
+    env = dict(os.environ)
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(course.__file__)))
+    if package_parent not in site.getsitepackages() + [site.getusersitepackages()]:
+        env["PYTHONPATH"] = os.pathsep.join(
+            [package_parent] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    env["PYTHONHASHSEED"] = "0"
+    env["IPYTHONDIR"] = os.path.join(workdir, "ipython")
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(name, "1")
+    env.pop("IPYKERNEL_CELL_NAME", None)
+    return env
+
+
+def plain_text(traceback_lines):
+    """A kernel's traceback as plain text: colour codes and the grader's own lines removed."""
+    text = _ANSI.sub("", "\n".join(traceback_lines))
+    return "\n".join(line for line in text.splitlines() if GUARD not in line)
+
+
+def describe_exit(returncode):
+    """Why a kernel process ended, in words."""
+    if returncode is None:
+        return "the kernel stopped responding"
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        if -returncode == getattr(signal, "SIGKILL", 9):
+            return f"the kernel was killed by {name} (usually for using too much memory)"
+        return f"the kernel crashed ({name})"
+    return f"the kernel exited with status {returncode} (os._exit or a crash)"
+
+
+async def run_plan(steps, guard_call, limits):
+    """Execute ``steps`` after ``guard_call`` (the ``_guard.install`` line); see the module
+    docstring. Returns a ``PlanResult``."""
+    deadline = time.monotonic() + limits.total_timeout
+    left_out = {}  # step index -> why it is left out of the next run
+    for attempt in range(MAX_KERNELS):
+        run = _Run(steps, guard_call, limits, deadline, left_out)
+        result = await run.go()
+        if run.fatal is None:
+            return result
+        index, reason = run.fatal
+        if index in left_out or attempt == MAX_KERNELS - 1 or time.monotonic() >= deadline:
+            for later in result.steps[index + 1:]:
+                later.reason = later.reason or f"not run: {reason} in an earlier cell"
+            return result
+        left_out[index] = reason
+    raise AssertionError("unreachable")
+
+
+class _Run:
+    """One kernel's attempt at a plan."""
+
+    def __init__(self, steps, guard_call, limits, deadline, left_out):
+        self.steps = steps
+        self.guard_call = guard_call
+        self.limits = limits
+        self.deadline = deadline
+        self.left_out = left_out
+        self.fatal = None  # (step index, reason) when the kernel died or got stuck
+        self.client = None
+        self._replies = {}  # cell index -> execute_reply, filled by nbclient's hook
+        self._last_cell = None  # the cell last sent, whose outputs hold a test's token
+        # On a timeout nbclient interrupts the kernel, waits briefly for the cell to end and
+        # then reports this made-up error, whose name no student code can know.
+        self._timeout_name = f"GradingTimeout{secrets.token_hex(8)}"
+
+    async def go(self):
+        """Run the plan in a new kernel and folder; return a ``PlanResult``."""
+        results = [StepResult() for _ in self.steps]
+        with tempfile.TemporaryDirectory(prefix="course-grade-",
+                                         ignore_cleanup_errors=True) as root:
+            workdir = os.path.join(root, "work")
+            os.mkdir(workdir)
+            try:
+                error = await self._start(root, workdir)
+                if error:
+                    return PlanResult(results, error=error)
+                for index, step in enumerate(self.steps):
+                    if time.monotonic() >= self.deadline:
+                        for later in results[index:]:
+                            later.reason = (f"not run: grading this notebook reached its "
+                                            f"limit of {self.limits.total_timeout:g} seconds")
+                        break
+                    outcome = await self._run_step(index, step)
+                    if outcome.status in ("dead", "stuck"):
+                        self.fatal = (index, outcome.reason)
+                        results[index] = StepResult("crashed", reason=outcome.reason)
+                        break
+                    results[index] = outcome
+            finally:
+                await self._stop()
+        return PlanResult(results)
+
+    # --- kernel lifecycle ---------------------------------------------------------------
+
+    async def _start(self, root, workdir):
+        """Start the kernel and the guard; return an error message, or "" on success."""
+        specs = _GradingKernels()
+        specs.memory_limit = int(self.limits.memory_limit or 0)
+        km = AsyncKernelManager(kernel_name="python3", kernel_spec_manager=specs)
+        self.client = NotebookClient(
+            nbformat.v4.new_notebook(), km=km, allow_errors=True, record_timing=False,
+            startup_timeout=STARTUP_TIMEOUT, interrupt_on_timeout=True,
+            error_on_timeout={"ename": self._timeout_name, "evalue": "", "traceback": []},
+            log=_QUIET)
+        self.client.on_cell_executed = self._on_executed
+        try:
+            await self.client.async_start_new_kernel(
+                cwd=workdir, env=kernel_environment(root),
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            await self.client.async_start_new_kernel_client()
+        except Exception as exc:  # noqa: BLE001 - any failure to start is reported
+            return f"the grading kernel did not start: {exc}"
+        outcome = await self._execute(self.guard_call, timeout=STARTUP_TIMEOUT, history=False)
+        if outcome.status != "ok":
+            detail = outcome.evalue or outcome.reason or outcome.status
+            return f"the grading kernel could not be prepared: {outcome.ename} {detail}".strip()
+        return ""
+
+    async def _stop(self):
+        """Stop the kernel (and every process it started) and close the connection."""
+        client = self.client
+        if client is None:
+            return
+        km = client.km
+        if client.kc is not None:
+            client.kc.stop_channels()
+        for action in (lambda: km.shutdown_kernel(now=True), km.cleanup_resources):
+            try:
+                await action()
+            except Exception:  # noqa: BLE001 - already dead, or never started
+                pass
+
+    async def _exit_reason(self):
+        provisioner = getattr(self.client.km, "provisioner", None)
+        returncode = None
+        if provisioner is not None:
+            try:
+                returncode = await provisioner.poll()
+            except Exception:  # noqa: BLE001
+                returncode = None
+        return describe_exit(returncode)
+
+    # --- steps --------------------------------------------------------------------------
+
+    async def _run_step(self, index, step):
+        """Run one step; return its result (status dead or stuck: the kernel is gone)."""
+        left_out = self.left_out.get(index)
+        if left_out and step.kind != "answer":
+            return StepResult("crashed", reason=left_out)
+        source = step.stub if left_out else step.source
+        names = list(step.names)
+        if step.kind == "answer":
+            outcome = await self._execute(source)
+        elif step.kind == "code":
+            outcome = await self._execute_all(
+                _with_epilogue(source, f"{GUARD}.remember({names!r})"))
+        else:
+            token = secrets.token_hex(16)
+            pieces = _with_epilogue(source, f"{GUARD}.seal({token!r}, {names!r})")
+            outcome = await self._execute(f"{GUARD}.watch({pieces[0][0]!r})", history=False)
+            if outcome.status == "ok":
+                outcome = await self._execute_all(pieces)
+                outcome.sealed = outcome.status == "ok" and self._printed(token)
+        stopped_early = outcome.status in ("error", "timeout") or (
+            step.kind == "test" and outcome.status == "ok" and not outcome.sealed)
+        if step.kind != "answer" and stopped_early:
+            recovered = await self._execute(f"{GUARD}.recover({names!r})", history=False)
+            if recovered.status in ("dead", "stuck"):
+                return recovered
+        if left_out:
+            outcome.replaced, outcome.reason = True, left_out
+        return outcome
+
+    async def _execute_all(self, pieces):
+        """Run ``[(code, store in history)]`` in order, stopping at the first that fails."""
+        for code, history in pieces:
+            outcome = await self._execute(code, history=history)
+            if outcome.status != "ok":
+                break
+        return outcome
+
+    async def _execute(self, code, timeout=None, history=True):
+        """Send ``code`` to the kernel and wait for it, within the limits.
+
+        Returns a ``StepResult`` whose status is ok, error or timeout, or (for the caller
+        to act on) dead or stuck. Code that runs out of time has been interrupted by
+        nbclient; a probe then tells whether the kernel came back.
+        """
+        wanted = timeout or self.limits.cell_timeout
+        limit = min(wanted, max(self.deadline - time.monotonic(), 0.001))
+        client = self.client
+        cell = nbformat.v4.new_code_cell(code)
+        client.nb.cells.append(cell)
+        index = len(client.nb.cells) - 1
+        client.timeout = max(int(limit + 0.999), 1)  # nbclient counts whole seconds
+        self._last_cell = cell
+        try:
+            await client.async_execute_cell(cell, index, store_history=history)
+        except DeadKernelError:
+            return StepResult("dead", reason=await self._exit_reason())
+        except Exception as exc:  # noqa: BLE001 - a broken connection counts as a dead kernel
+            return StepResult("dead", reason=f"the connection to the kernel failed ({exc})")
+        reply = self._replies.pop(index, None)
+        if reply and reply["content"].get("ename") == self._timeout_name:
+            if limit < wanted:
+                why = (f"grading this notebook reached its limit of "
+                       f"{self.limits.total_timeout:g} seconds")
+            else:
+                why = f"it did not finish within {wanted:g} seconds"
+            probe = await self._probe()
+            if probe.status == "ok":
+                return StepResult("timeout", reason=why)
+            if probe.status == "dead":
+                return probe
+            return StepResult("stuck", reason=f"{why} and could not be interrupted")
+        content = reply["content"] if reply else {"status": "ok"}
+        outcome = StepResult("ok" if content.get("status") == "ok" else "error",
+                             execution_count=content.get("execution_count"))
+        if outcome.status == "error":
+            outcome.ename = str(content.get("ename", ""))
+            outcome.evalue = str(content.get("evalue", ""))
+            outcome.traceback = plain_text(content.get("traceback", []))
+        return outcome
+
+    def _printed(self, token):
+        """Whether the last cell run printed ``token`` on a line of its own."""
+        text = "".join(output.get("text", "") for output in self._last_cell.outputs
+                       if output.get("output_type") == "stream"
+                       and output.get("name") == "stdout")
+        return f"\n{token}\n" in text
+
+    async def _probe(self):
+        """After an interrupt: ``ok`` if the kernel answers a request within the grace time,
+        else ``dead`` or ``stuck``."""
+        kc = self.client.kc
+        try:
+            msg_id = kc.execute("pass", silent=True, store_history=False)
+            deadline = time.monotonic() + INTERRUPT_GRACE
+            while (left := deadline - time.monotonic()) > 0:
+                try:
+                    msg = await kc.shell_channel.get_msg(timeout=left)
+                except Empty:
+                    break
+                if msg["parent_header"].get("msg_id") == msg_id:
+                    return StepResult("ok")
+            alive = await self.client.km.is_alive()
+        except Exception:  # noqa: BLE001 - a broken connection counts as a dead kernel
+            alive = False
+        if alive:
+            return StepResult("stuck")
+        return StepResult("dead", reason=await self._exit_reason())
+
+    async def _on_executed(self, cell, cell_index, execute_reply):
+        self._replies[cell_index] = execute_reply
+
+
+def _with_epilogue(source, epilogue):
+    """The code to send for a source cell or test: ``[(code, store in history)]``.
+
+    The epilogue is appended as the cell's last line, so it runs only if everything
+    before it did. A cell magic (``%%time``) owns its whole cell, so there the epilogue
+    is sent on its own right after.
+    """
+    if source.lstrip().startswith("%%"):
+        return [(source, True), (epilogue, False)]
+    return [(source.rstrip() + "\n" + epilogue, True)]

@@ -1,0 +1,503 @@
+"""Tests for the autograder, ``course.grading.grade`` (``course grade``).
+
+Most tests read one gradebook: a class of about forty submissions of a small source
+notebook, graded once (three at a time, with a short time limit per cell) by the ``graded``
+fixture. Each submission is the released notebook with one answer filled in: correct,
+wrong, missing, crashing, looping, or wrong *and* trying one way of faking a pass. The
+source notebook is built so that each attack would earn points from a grader that judged
+by printed output, by error outputs, or by the kernel's reply alone: one test cell per
+testing idiom (``np.allclose``, ``np.testing``, ``==``, a helper from a source cell, a
+course function, a builtin), each exposed to its own kind of tampering.
+"""
+import copy
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from course import cli
+from course.grading import grade, markup, release
+
+SOLUTIONS = Path(__file__).resolve().parent.parent / "solutions"
+HIDDEN_TEXT = ("HIDDEN-RELU-MESSAGE", "HIDDEN-HELPER-MESSAGE", "-4.0, -5.0", "value == 8")
+TIMEOUT = 3  # seconds per cell, so that the endless loops below end soon
+MEMORY = 2**30  # bytes per grading kernel
+
+RELU = "def relu(x):\n    ### BEGIN SOLUTION\n    return np.maximum(0, x)\n    ### END SOLUTION"
+DOUBLE = "def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION"
+RELU_TESTS = {  # grade_id -> test source; each relies on one thing an answer could tamper with
+    "t_allclose": "assert np.allclose(relu(X), EXPECTED), 'relu(X) is wrong'",
+    "t_testing": "np.testing.assert_allclose(relu(X), EXPECTED)",
+    "t_equal": "assert relu(-3.0) == 0",
+    "t_helper": "check_close(relu(X), EXPECTED)",
+    "t_course": "assert rel_error(relu(X), EXPECTED) < 1e-9",
+    "t_builtin": "assert max(abs(relu(X) - EXPECTED)) < 1e-9",
+    "t_hidden": ("got = relu(X)\n"  # both pieces bind got: the guard follows the test's names
+                 "assert got.shape == (2,)\n"
+                 "### BEGIN HIDDEN TESTS\n"
+                 "got = relu(np.array([-4.0, -5.0]))\n"
+                 "assert got[0] == 0, 'HIDDEN-RELU-MESSAGE'\n"
+                 "### END HIDDEN TESTS"),
+}
+DOUBLE_TESTS = {
+    "t_double": "assert double(2) == 4",
+    # the visible line calls a helper the hidden region defines: a failure must not show it
+    "t_scale": ("### BEGIN HIDDEN TESTS\n"
+                "def _hidden_check(value):\n"
+                "    assert value == 8, 'HIDDEN-HELPER-MESSAGE'\n"
+                "### END HIDDEN TESTS\n"
+                "_hidden_check(double(4))"),
+}
+AUTO_POINTS = len(RELU_TESTS) + len(DOUBLE_TESTS)
+
+
+def source_notebook():
+    cells = [
+        markup.markdown_cell("# A small exercise sheet"),
+        markup.code_cell("import numpy as np\nfrom course.gradcheck import rel_error\n"
+                         "X = np.array([-1.0, 2.0])\nEXPECTED = np.array([0.0, 2.0])"),
+        markup.code_cell("def check_close(actual, expected):\n"
+                         "    assert np.allclose(actual, expected), f'{actual} != {expected}'"),
+        markup.solution_cell(RELU, "ex_relu"),
+    ]
+    cells += [markup.test_cell(source, grade_id, 1) for grade_id, source in RELU_TESTS.items()]
+    cells.append(markup.solution_cell(DOUBLE, "ex_double"))
+    cells += [markup.test_cell(source, grade_id, 1) for grade_id, source in DOUBLE_TESTS.items()]
+    cells.append(markup.answer_cell("Because it is cheap.", "why_relu", points=2))
+    return markup.notebook(cells)
+
+
+def cell_with(nb, grade_id):
+    return next(cell for cell in nb.cells
+                if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def submission(relu=None, double="def double(x):\n    return 2 * x"):
+    """The released notebook with the given answers (None: leave the stub)."""
+    nb = release.release_notebook(source_notebook())
+    for grade_id, answer in (("ex_relu", relu), ("ex_double", double)):
+        if answer is not None:
+            cell_with(nb, grade_id).source = answer
+    return nb
+
+
+WRONG = "def relu(x):\n    return x\n"
+CORRECT = "def relu(x):\n    return np.maximum(0, x)\n"
+ATTACKS = {  # name -> answer for ex_relu: a wrong relu plus one way of faking a pass
+    "cosmetic": WRONG + ("import sys\nprint('t_allclose passed\\nAll tests passed!')\n"
+                         "sys.excepthook = lambda *args: None\n"
+                         "class AssertionError(Exception):\n    pass"),
+    "hide_traceback": WRONG + "get_ipython().showtraceback = lambda *args, **kwargs: None",
+    "clear_output": WRONG + ("from IPython.display import clear_output, display\n"
+                             "get_ipython().events.register('post_execute', clear_output)"),
+    "clear_error": WRONG + ("def forget(result):\n    result.error_in_exec = None\n"
+                            "get_ipython().events.register('post_run_cell', forget)"),
+    "custom_handler": WRONG + ("get_ipython().set_custom_exc((BaseException,), "
+                               "lambda *args, **kwargs: None)"),
+    "replace_run_cell": WRONG + (
+        "shell = get_ipython()\n"
+        "run_cell, run_cell_async = shell.run_cell, shell.run_cell_async\n"
+        "shell.run_cell = lambda cell, *args, **kwargs: run_cell('None', *args, **kwargs)\n"
+        "async def run_nothing(cell, *args, **kwargs):\n"
+        "    return await run_cell_async('None', *args, **kwargs)\n"
+        "shell.run_cell_async = run_nothing"),
+    "always_success": WRONG + ("from IPython.core.interactiveshell import ExecutionResult\n"
+                               "ExecutionResult.success = property(lambda self: True)"),
+    "swallow_transformer": WRONG + (
+        "def swallow(lines):\n"
+        "    return ['try:\\n'] + ['    ' + line for line in lines] + "
+        "['\\nexcept BaseException:\\n    pass\\n']\n"
+        "get_ipython().input_transformers_post.append(swallow)"),
+    "trace_hook": WRONG + (
+        "import sys\n"
+        "def skip(frame, event, arg):\n"
+        "    if event == 'line' and frame.f_code.co_name == '<module>':\n"
+        "        try:\n"
+        "            frame.f_lineno += 1  # jump over the line about to run\n"
+        "        except ValueError:\n"
+        "            pass\n"
+        "    return skip\n"
+        "sys.settrace(skip)"),
+    "patch_numpy": WRONG + ("np.allclose = lambda *args, **kwargs: True\n"
+                            "np.testing.assert_allclose = lambda *args, **kwargs: None"),
+    "patch_numpy_internals": WRONG + ("import numpy._core.numeric as numeric\n"
+                                      "numeric.isclose = lambda *args, **kwargs: True"),
+    "rebind_np": WRONG + ("import types\n"
+                          "fake_testing = types.SimpleNamespace(assert_allclose=lambda *a: None)\n"
+                          "np = types.SimpleNamespace(allclose=lambda *a: True,\n"
+                          "                           testing=fake_testing)"),
+    "rebind_expected": WRONG + "EXPECTED = relu(X)",
+    "mutate_expected": "def relu(x):\n    globals()['EXPECTED'][:] = x\n    return x",
+    "shadow_builtin": WRONG + "def max(*args, **kwargs):\n    return 0",
+    "patch_helper": WRONG + "def check_close(actual, expected):\n    pass",
+    "patch_course_code": WRONG + "rel_error.__code__ = (lambda a, b, floor=0: 0.0).__code__",
+    "patch_builtin": WRONG + ("import builtins\nreal_max = builtins.max\n"  # arrays only: the
+                              "builtins.max = lambda x, *args, **kwargs: 0 if isinstance("  # kernel
+                              "x, np.ndarray) else real_max(x, *args, **kwargs)"),  # needs max
+    "replace_builtins": WRONG + ("import builtins as b\n"
+                                 "__builtins__ = dict(vars(b), max=lambda *args, **kwargs: 0)"),
+    "always_equal": ("class Anything:\n    __eq__ = lambda self, other: True\n\n"
+                     "def relu(x):\n    return Anything()"),
+    "mock_any": "from unittest.mock import ANY\n\ndef relu(x):\n    return ANY",
+    "array_function": ("class Fake:\n"
+                       "    def __array_function__(self, func, types, args, kwargs):\n"
+                       "        return True\n\n"
+                       "def relu(x):\n    return Fake()"),
+}
+# Attacks that leave what later tests rely on alone; every other attack fails later tests too.
+CONTAINED = {"cosmetic", "always_equal", "mock_any", "array_function"}
+CRASHES = {  # name -> answer for ex_relu that stops the kernel or the cell
+    "sys_exit": "import sys\nsys.exit(1)\n" + CORRECT,
+    "exits_in_test": ("def relu(x):\n    if np.isscalar(x):\n        raise SystemExit(0)\n"
+                      "    raise KeyboardInterrupt"),
+    "keyboard_interrupt": "raise KeyboardInterrupt\n" + CORRECT,
+    "os_exit": "import os\nos._exit(3)",
+    "os_exit_in_test": ("import os\n\n"
+                        "def relu(x):\n    if np.isscalar(x):\n        os._exit(0)\n    return x"),
+    "killed": "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)",
+    "memory_bomb": "import numpy\nhuge = numpy.ones(50 * 2**30 // 8)",
+    "memory_runaway": "import numpy\nheap = []\nwhile True:\n    heap.append(numpy.empty(10**8))",
+    "endless_loop": "while True:\n    pass",
+    "endless_loop_in_test": "def relu(x):\n    while np.isscalar(x):\n        pass\n    return x",
+    "stubborn_loop": ("while True:\n    try:\n        while True:\n            pass\n"
+                      "    except KeyboardInterrupt:\n        pass"),
+}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """Grade the whole class once; return (gradebook, output folder, submission paths)."""
+    root = tmp_path_factory.mktemp("class")
+    out = root / "out"
+    source = root / "source.ipynb"
+    nbformat.write(source_notebook(), source)
+    notebooks = {
+        "solution": source_notebook(),
+        "released": release.release_notebook(source_notebook()),
+        "wrong_relu": submission(WRONG),
+        "memory_limit_holds": submission(  # right only where allocating 3 GiB fails
+            "try:\n    huge = np.ones(3 * 2**30 // 8)\n    def relu(x):\n        return x\n"
+            "except MemoryError:\n    def relu(x):\n        return np.maximum(0, x)"),
+    }
+    missing = submission(CORRECT)
+    missing.cells.remove(cell_with(missing, "ex_relu"))
+    notebooks["missing_answer"] = missing
+    tampered = submission(WRONG)
+    for grade_id in RELU_TESTS:
+        cell_with(tampered, grade_id).source = "pass"
+        cell_with(tampered, grade_id).metadata["nbgrader"]["points"] = 100
+    tampered.cells.remove(cell_with(tampered, "t_double"))
+    cell_with(tampered, "t_scale").metadata["nbgrader"]["grade_id"] = "t_equal"
+    tampered.cells.reverse()
+    tampered.cells.append(nbformat.v4.new_code_cell("def relu(x):\n    return np.maximum(0, x)"))
+    notebooks["tampered_tests"] = tampered
+    no_metadata = submission(CORRECT)
+    for cell in no_metadata.cells:
+        cell.metadata.pop("nbgrader", None)
+    notebooks["no_metadata"] = no_metadata
+    notebooks["wrong_double"] = submission(CORRECT, "def double(x):\n    return 3 * x")
+    notebooks.update({name: submission(answer) for name, answer in ATTACKS.items()})
+    notebooks.update({name: submission(answer) for name, answer in CRASHES.items()})
+    cell_with(notebooks["cosmetic"], "ex_relu").source += (  # and forge the outputs
+        f"\nimport pathlib\nout = pathlib.Path({str(out)!r})\n"
+        "(out / 'feedback').mkdir(parents=True, exist_ok=True)\n"
+        "(out / 'gradebook.csv').write_text('submission,score\\ncosmetic,99\\n')\n"
+        "(out / 'feedback' / 'solution.md').write_text('forged')\n")
+    paths = {}  # the slowest first, so that the others are graded while they wait
+    for name in sorted(notebooks, key=lambda name: name not in ("stubborn_loop", "endless_loop")):
+        paths[name] = root / f"{name}.ipynb"
+        nbformat.write(notebooks[name], paths[name])
+    text = paths["solution"].read_text()
+    paths["truncated"] = root / "truncated.ipynb"
+    paths["truncated"].write_text(text[:len(text) // 2])
+    paths["binary"] = root / "binary.ipynb"
+    paths["binary"].write_bytes(bytes(range(256)))
+    paths["not_a_notebook"] = root / "not_a_notebook.ipynb"
+    paths["not_a_notebook"].write_text("[1, 2, 3]")
+    gradebook = grade.grade_submissions(source, list(paths.values()), out, jobs=3,
+                                        timeout=TIMEOUT, memory_limit=MEMORY)
+    return gradebook, out, paths
+
+
+def result(gradebook, name):
+    return next(r for r in gradebook.submissions if r.name == name)
+
+
+def points(gradebook, name):
+    return {cell.grade_id: cell.points for cell in result(gradebook, name).cells}
+
+
+def relu_points(gradebook, name):
+    return sum(points(gradebook, name)[grade_id] for grade_id in RELU_TESTS)
+
+
+def csv_rows(path):
+    return list(csv.DictReader(path.read_text().splitlines()))
+
+
+# --- scores -------------------------------------------------------------------------------
+
+def test_solution_earns_full_marks_and_released_notebook_none(graded):
+    gradebook, _, _ = graded
+    assert result(gradebook, "solution").score == AUTO_POINTS
+    assert result(gradebook, "solution").max_score == AUTO_POINTS
+    assert result(gradebook, "released").score == 0
+    assert points(gradebook, "released")["why_relu"] is None  # graded by hand
+
+
+def test_wrong_answer_loses_only_its_own_tests(graded):
+    gradebook, _, _ = graded
+    earned = points(gradebook, "wrong_relu")
+    assert earned["t_double"] == earned["t_scale"] == 1
+    assert relu_points(gradebook, "wrong_relu") == 0
+    cell = next(c for c in result(gradebook, "wrong_relu").cells if c.grade_id == "t_allclose")
+    assert cell.message == "AssertionError: relu(X) is wrong"
+    assert "assert np.allclose(relu(X), EXPECTED)" in cell.traceback
+
+
+def test_missing_answer_cell_counts_as_unanswered(graded):
+    gradebook, _, _ = graded
+    missing = result(gradebook, "missing_answer")
+    assert relu_points(gradebook, "missing_answer") == 0
+    assert points(gradebook, "missing_answer")["t_double"] == 1
+    assert any("no answer cell 'ex_relu'" in note for note in missing.notes)
+    assert any("NotImplementedError" in cell.message for cell in missing.cells)
+
+
+def test_the_sources_tests_and_points_are_used_whatever_the_submission_did(graded):
+    gradebook, _, _ = graded
+    tampered = result(gradebook, "tampered_tests")
+    earned = points(gradebook, "tampered_tests")
+    assert relu_points(gradebook, "tampered_tests") == 0  # its own "pass" tests are ignored,
+    assert earned["t_double"] == 1  # its deleted test still runs,
+    assert earned["t_scale"] == 1 and earned["t_equal"] == 0  # as does its re-labelled one,
+    assert tampered.max_score == AUTO_POINTS  # and its points are ignored
+
+
+def test_answers_are_found_by_cell_id_when_metadata_is_lost(graded):
+    gradebook, _, _ = graded
+    assert result(gradebook, "no_metadata").score == AUTO_POINTS
+
+
+def test_a_kernel_memory_limit_is_applied(graded):
+    gradebook, _, _ = graded
+    assert result(gradebook, "memory_limit_holds").score == AUTO_POINTS
+
+
+# --- attacks ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("attack", sorted(ATTACKS))
+def test_attacks_earn_no_points(graded, attack):
+    """A wrong answer plus tampering earns nothing; most tampering also costs later tests."""
+    gradebook, _, _ = graded
+    assert relu_points(gradebook, attack) == 0
+    assert points(gradebook, attack)["t_double"] == (1 if attack in CONTAINED else 0)
+
+
+def test_tampering_is_named_in_the_feedback(graded):
+    gradebook, _, _ = graded
+    message = " ".join(c.message for c in result(gradebook, "patch_numpy").cells)
+    assert "numpy.allclose" in message
+    assert "rel_error" in " ".join(c.message for c in result(gradebook, "patch_course_code").cells)
+    equal = next(c for c in result(gradebook, "always_equal").cells if c.grade_id == "t_equal")
+    assert "Anything.__eq__" in equal.message
+    swallowed = result(gradebook, "clear_error").cells[0]
+    assert "did not run to its end" in swallowed.message
+
+
+def test_a_naive_grader_is_fooled_by_a_hidden_traceback(graded, tmp_path):
+    """The nbgrader exploit: with tracebacks hidden, no cell shows an error output."""
+    _, _, paths = graded
+    nb = nbformat.read(paths["hide_traceback"], as_version=4)
+    for cell in nb.cells:  # what the grader runs: the source's tests, with hidden ones
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade"):
+            cell.source = cell_with(source_notebook(), meta["grade_id"]).source
+    NotebookClient(nb, allow_errors=True, timeout=30,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    tests = [cell for cell in nb.cells if cell.metadata.get("nbgrader", {}).get("grade")
+             and cell.metadata["nbgrader"]["grade_id"] in RELU_TESTS]
+    assert not any(output.output_type == "error" for cell in tests for output in cell.outputs)
+
+
+# --- crashes, timeouts, memory ------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(CRASHES))
+def test_crashes_and_endless_loops_cost_only_the_affected_tests(graded, name):
+    gradebook, _, _ = graded
+    earned = points(gradebook, name)
+    assert earned["t_allclose"] == earned["t_equal"] == 0
+    assert earned["t_double"] == earned["t_scale"] == 1  # the rest of the notebook is graded
+
+
+@pytest.mark.parametrize("name, words", [
+    ("os_exit", "exited with status 3"), ("killed", "SIGKILL"), ("memory_bomb", "MemoryError"),
+    ("memory_runaway", "MemoryError"), ("sys_exit", "SystemExit"),
+    ("keyboard_interrupt", "KeyboardInterrupt"),
+    ("endless_loop", f"did not finish within {TIMEOUT} seconds"),
+    ("stubborn_loop", "could not be interrupted")])
+def test_crashes_are_explained_to_the_student(graded, name, words):
+    gradebook, _, _ = graded
+    assert any(words in note for note in result(gradebook, name).notes)
+
+
+@pytest.mark.parametrize("name, grade_id, words", [
+    ("os_exit_in_test", "t_equal", "the kernel exited"),
+    ("exits_in_test", "t_equal", "SystemExit"),
+    ("exits_in_test", "t_allclose", "KeyboardInterrupt"),
+    ("endless_loop_in_test", "t_equal", f"did not finish within {TIMEOUT} seconds")])
+def test_a_test_that_crashes_or_hangs_fails_with_the_reason(graded, name, grade_id, words):
+    """Also nbgrader's #427: a test that never ends does not pass."""
+    gradebook, _, _ = graded
+    cell = next(c for c in result(gradebook, name).cells if c.grade_id == grade_id)
+    assert cell.points == 0 and words in cell.message
+
+
+# --- reports ------------------------------------------------------------------------------
+
+def test_gradebook_csv_has_a_row_per_submission_and_a_column_per_graded_cell(graded):
+    gradebook, out, paths = graded
+    rows = csv_rows(out / "gradebook.csv")
+    graded_ids = list(RELU_TESTS) + list(DOUBLE_TESTS) + ["why_relu"]
+    assert list(rows[0]) == ["submission"] + graded_ids + ["score", "max_score"]
+    assert [row["submission"] for row in rows] == [path.stem for path in paths.values()]
+    solution = next(row for row in rows if row["submission"] == "solution")
+    assert solution["score"] == solution["max_score"] == str(AUTO_POINTS)
+    assert solution["t_double"] == "1" and solution["why_relu"] == ""
+
+
+def test_writes_from_a_submission_to_the_output_folder_are_replaced(graded):
+    gradebook, out, _ = graded
+    rows = csv_rows(out / "gradebook.csv")
+    forged = next(row for row in rows if row["submission"] == "cosmetic")
+    assert forged["score"] == str(result(gradebook, "cosmetic").score) != "99"
+    assert "forged" not in (out / "feedback" / "solution.md").read_text()
+
+
+def test_json_details_and_feedback_files(graded):
+    gradebook, out, paths = graded
+    details = json.loads((out / "gradebook.json").read_text())
+    assert details["max_score"] == AUTO_POINTS
+    assert [s["submission"] for s in details["submissions"]] == [p.stem for p in paths.values()]
+    feedback = (out / "feedback" / "wrong_relu.md").read_text()
+    assert "relu(X) is wrong" in feedback and f"**Score: 2 / {AUTO_POINTS}**" in feedback
+
+
+def test_hidden_tests_never_reach_the_feedback(graded):
+    gradebook, out, _ = graded
+    texts = [(out / "gradebook.json").read_text()]
+    texts += [path.read_text() for path in (out / "feedback").glob("*.md")]
+    assert not any(hidden in text for hidden in HIDDEN_TEXT for text in texts)
+    hidden = next(c for c in result(gradebook, "wrong_relu").cells if c.grade_id == "t_hidden")
+    assert hidden.message == "A hidden test failed (AssertionError)." and not hidden.traceback
+
+
+def test_a_failure_inside_hidden_code_called_from_visible_code_stays_hidden(graded):
+    gradebook, out, _ = graded
+    scale = next(c for c in result(gradebook, "wrong_double").cells if c.grade_id == "t_scale")
+    assert scale.points == 0 and scale.message == "A hidden test failed (AssertionError)."
+    text = (out / "feedback" / "wrong_double.md").read_text()
+    assert "t_scale" in text and not any(hidden in text for hidden in HIDDEN_TEXT)
+
+
+# --- bad input ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["truncated", "binary", "not_a_notebook"])
+def test_unreadable_submissions_score_zero_with_a_reason(graded, name):
+    gradebook, _, _ = graded
+    bad = result(gradebook, name)
+    assert bad.score == 0 and "not a readable notebook" in bad.error
+    assert result(gradebook, "solution").score == AUTO_POINTS  # the batch went on
+
+
+def test_source_without_graded_cells_is_an_error(tmp_path):
+    source = tmp_path / "plain.ipynb"
+    nbformat.write(markup.notebook([markup.code_cell("x = 1")]), source)
+    with pytest.raises(ValueError, match="no graded test cells"):
+        grade.grade_submissions(source, [source])
+
+
+def test_duplicate_submission_names_are_told_apart():
+    names = grade.submission_names(["a/alice/04.ipynb", "a/bob/04.ipynb", "x/lab.ipynb",
+                                    "x/lab.ipynb", "y/alice/04.ipynb", "my notebook!.ipynb"])
+    assert names == ["a-alice-04", "bob-04", "lab", "lab-2", "y-alice-04", "my_notebook"]
+
+
+def test_hidden_regions_split_test_cells_into_pieces():
+    pieces = grade.split_hidden("a = 1\n### BEGIN HIDDEN TESTS\nb = 2\n### END HIDDEN TESTS\nc")
+    assert pieces == [("a = 1", False), ("b = 2", True), ("c", False)]
+    indented = "if True:\n    ### BEGIN HIDDEN TESTS\n    x = 1\n    ### END HIDDEN TESTS"
+    assert grade.split_hidden(indented) == [("if True:\n    x = 1", True)]
+
+
+# --- repeatability, parallelism, command line ---------------------------------------------
+
+def test_results_do_not_depend_on_jobs_or_order(graded, tmp_path):
+    gradebook, _, paths = graded
+    names = ["solution", "patch_numpy", "os_exit"]
+    again = grade.grade_submissions(paths["solution"].parent / "source.ipynb",
+                                    [paths[name] for name in reversed(names)], tmp_path,
+                                    jobs=1, timeout=TIMEOUT, memory_limit=MEMORY)
+    for name in names:
+        first, second = result(gradebook, name), result(again, name)
+        assert [vars(cell) for cell in first.cells] == [vars(cell) for cell in second.cells]
+        assert first.notes == second.notes
+
+
+def test_cli_grades_into_a_folder(tmp_path, capsys):
+    source, good, bad = tmp_path / "source.ipynb", tmp_path / "good.ipynb", tmp_path / "bad.ipynb"
+    nbformat.write(source_notebook(), source)
+    nbformat.write(source_notebook(), good)
+    bad.write_text("{")
+    status = cli.main(["grade", str(source), str(good), str(bad), "--out", str(tmp_path / "out"),
+                       "--jobs", "2", "--timeout", "30"])
+    assert status == 0
+    rows = csv_rows(tmp_path / "out" / "gradebook.csv")
+    assert [(row["submission"], row["score"]) for row in rows] == [
+        ("good", str(AUTO_POINTS)), ("bad", "0")]
+    assert "graded 2 submission(s)" in capsys.readouterr().out
+
+
+def test_cli_reports_a_bad_source(tmp_path, capsys):
+    missing = tmp_path / "missing.ipynb"
+    assert cli.main(["grade", str(missing), str(missing), "--out", str(tmp_path)]) == 1
+    assert "error:" in capsys.readouterr().err
+
+
+def test_kernel_launcher_caps_memory():
+    code = ("from course.grading._kernel import apply_limits\napply_limits(2**30)\n"
+            "try:\n    bytearray(3 * 2**30)\nexcept MemoryError:\n    print('capped')")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.stdout.strip() == "capped"
+
+
+# --- the real lessons ---------------------------------------------------------------------
+
+def lessons():
+    """Lesson 04 (the multilayer perceptron), when the solutions are there."""
+    return [path for path in [SOLUTIONS / "04_mlp_backprop.ipynb"] if path.exists()]
+
+
+@pytest.mark.parametrize("lesson", lessons(), ids=lambda path: path.stem)
+def test_a_real_lesson_solution_full_released_zero_attacked_zero(lesson, tmp_path):
+    """The attacked notebook is the released one whose first answer makes every later cell
+    swallow its exceptions and report success: a grader that trusted the kernel's replies
+    would give it full marks."""
+    released = release.release_notebook(release.read_notebook(lesson))
+    attacked = copy.deepcopy(released)
+    first = next(cell for cell in attacked.cells if cell.cell_type == "code"
+                 and cell.metadata.get("nbgrader", {}).get("solution"))
+    first.source = ATTACKS["swallow_transformer"].replace(WRONG, "") + "\n" + \
+        ATTACKS["always_success"].replace(WRONG, "") + "\n" + first.source
+    paths = [tmp_path / "released.ipynb", tmp_path / "attacked.ipynb"]
+    nbformat.write(released, paths[0])
+    nbformat.write(attacked, paths[1])
+    gradebook = grade.grade_submissions(lesson, [lesson] + paths, jobs=2)
+    solution, student, cheat = gradebook.submissions
+    assert solution.score == solution.max_score > 0
+    assert student.score == 0 and cheat.score == 0
