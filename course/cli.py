@@ -5,6 +5,7 @@
     course release SOURCE_DIR OUTPUT_DIR [--check]
                                  write the student notebooks (or check they are up to date)
     course grade SOURCE_NOTEBOOK SUBMISSION... --out DIR [--jobs N] [--timeout SECONDS]
+                 [--total-timeout SECONDS] [--memory GIB]
                                  grade submissions into DIR/gradebook.csv
     course bench                 time training against PyTorch and scikit-learn
 """
@@ -114,10 +115,22 @@ def release_command(args):
     return release.main(args.source_dir, args.output_dir, check=args.check)
 
 
+def _gigabytes(text):
+    """``--memory 2.5`` -> bytes; 0 means no cap."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of GiB (e.g. 4 or 0.5), got {text!r}")
+    return int(value * 2**30)
+
+
 def grade_command(args):
     from course.grading import grade
 
-    return grade.main(args.source, args.submissions, args.out, jobs=args.jobs, timeout=args.timeout)
+    return grade.main(args.source, args.submissions, args.out, jobs=args.jobs, timeout=args.timeout,
+                      total_timeout=args.total_timeout, memory_limit=args.memory)
 
 
 def bench_command(args):
@@ -144,7 +157,12 @@ def main(argv=None):
     grade_parser.add_argument("submissions", nargs="+", help="submitted notebooks")
     grade_parser.add_argument("--out", required=True, help="folder for gradebook.csv and feedback")
     grade_parser.add_argument("--jobs", type=int, default=None, help="submissions graded at once")
-    grade_parser.add_argument("--timeout", type=float, default=None, help="seconds allowed per cell")
+    grade_parser.add_argument("--timeout", type=float, default=None,
+                              help="seconds allowed per cell (default 120)")
+    grade_parser.add_argument("--total-timeout", type=float, default=None,
+                              help="seconds allowed per submission (default 1800)")
+    grade_parser.add_argument("--memory", type=_gigabytes, default=None,
+                              help="memory cap per grading kernel in GiB, 0 for none (default 4)")
     bench_parser = commands.add_parser("bench", help="benchmarks against PyTorch and scikit-learn")
     bench_parser.add_argument("--quick", action="store_true", help="a short run (fewer epochs)")
     args = parser.parse_args(argv)

@@ -463,6 +463,27 @@ def test_cli_grades_into_a_folder(tmp_path, capsys):
     assert "graded 2 submission(s)" in capsys.readouterr().out
 
 
+def test_cli_passes_the_limits_on(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake(source, submissions, out, **options):
+        seen.update(options)
+        return grade.Gradebook(str(source), [], [])
+
+    monkeypatch.setattr(grade, "grade_submissions", fake)
+    args = ["grade", "s.ipynb", "a.ipynb", "--out", str(tmp_path)]
+    assert cli.main(args + ["--total-timeout", "60", "--memory", "0.5", "--timeout", "9"]) == 0
+    assert (seen["timeout"], seen["total_timeout"], seen["memory_limit"]) == (9, 60, 2**29)
+    assert cli.main(args + ["--memory", "0"]) == 0 and seen["memory_limit"] == 0
+    assert cli.main(args) == 0 and seen["memory_limit"] == grade.DEFAULT_MEMORY_LIMIT
+
+
+def test_cli_rejects_a_bad_memory_cap(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["grade", "s.ipynb", "a.ipynb", "--out", "x", "--memory", "lots"])
+    assert "expected a number of GiB" in capsys.readouterr().err
+
+
 def test_cli_reports_a_bad_source(tmp_path, capsys):
     missing = tmp_path / "missing.ipynb"
     assert cli.main(["grade", str(missing), str(missing), "--out", str(tmp_path)]) == 1

@@ -306,7 +306,8 @@ def grade_submissions(source, submissions, out_dir=None, *, jobs=None, timeout=D
     return gradebook
 
 
-def main(source, submissions, out, jobs=None, timeout=None):
+def main(source, submissions, out, jobs=None, timeout=None, total_timeout=None,
+         memory_limit=None):
     """``course grade``: grade, write the reports, print a summary; return the exit status."""
     def progress(result, done, total):
         status = f"error: {result.error}" if result.error else \
@@ -319,7 +320,9 @@ def main(source, submissions, out, jobs=None, timeout=None):
         print(f"note: {Path(out) / 'gradebook.csv'} exists and will be replaced")
     try:
         gradebook = grade_submissions(source, submissions, out, jobs=jobs, timeout=timeout,
-                                      progress=progress)
+                                      total_timeout=total_timeout,
+                                      memory_limit=DEFAULT_MEMORY_LIMIT if memory_limit is None
+                                      else memory_limit, progress=progress)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
