@@ -5,12 +5,27 @@ The numbers lesson 07 measures, as one table: axpy (level 1), gemv (level 2) and
 estimated peak and the memory bandwidth of a large copy.
 """
 import sys
+import time
 
 import numpy as np
 
 from course import backend, flops
 
 SIZES = {"axpy": [10**6, 10**7], "gemv": [2000, 4000], "gemm": [2000, 4000]}
+
+
+def harness_overhead(n, dtype=np.float32, repeats=5):
+    """Seconds per GEMM from ``flops.sweep`` and from a bare ``A @ B`` timed by hand (best of
+    ``repeats``): what the harness (its callables, out= buffer, median) costs on top."""
+    harness = flops.sweep("gemm", [n], dtype=dtype, repeats=repeats)[0]["seconds"]
+    A, B = np.ones((n, n), dtype), np.ones((n, n), dtype)
+    A @ B
+    bare = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        A @ B
+        bare.append(time.perf_counter() - start)
+    return harness, min(bare)
 
 
 def main(argv=()):
@@ -30,6 +45,11 @@ def main(argv=()):
             print(f"estimated {np.dtype(dtype).name} peak: {value} GFLOP/s = {peak['cores']} cores "
                   f"x {peak['ghz'] or 0:.2f} GHz x {peak['flops_per_cycle']} FLOP/cycle ({peak['assumes']})")
     print(f"memory bandwidth (copy of 256 MiB): {flops.memory_bandwidth():.1f} GB/s")
+    if backend.device() == "cpu":
+        print("| float32 GEMM, N | harness s | bare A @ B s (best) | harness overhead |\n|---|---|---|---|")
+        for n in (1000, 4000):
+            harness, bare = harness_overhead(n)
+            print(f"| {n} | {harness:.4f} | {bare:.4f} | {harness / bare - 1:+.1%} |")
     return 0
 
 
