@@ -47,11 +47,17 @@ def jupyter_lab(tmp_path):
     port, token = _free_port(), secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # inline figures
     env.update(JUPYTER_CONFIG_DIR=str(tmp_path / "config"), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
+    # answer JupyterLab's "get notified about news?" question: its toast would cover the notebook
+    settings = tmp_path / "settings"
+    (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
+    (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
+        '{"fetchNews": "false"}')
     log = open(tmp_path / "jupyter.log", "w")
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
          "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
          f"--ServerApp.root_dir={work}", f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
+         f"--LabApp.user_settings_dir={settings}",
          "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
         + (["--allow-root"] if os.geteuid() == 0 else []),
         stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -124,6 +130,13 @@ def test_lesson_01_runs_in_jupyterlab_with_working_widget(jupyter_lab):
                     const img = document.querySelector('.widget-output img, .jupyter-widgets-output-area img');
                     return img && img.getAttribute('src') !== before;
                 }""", arg=before, timeout=30_000)
+            # each key press queues a redraw: wait for the last one (the status line shows the
+            # slider's final value and the kernel is idle) so the screenshot shows a settled widget
+            readout = slider.locator(".widget-readout").first.inner_text().strip()
+            page.wait_for_function(
+                """(r) => document.querySelector('.jp-Notebook').innerText.includes(`step(${r} x1`)
+                    && /Idle/.test(document.querySelector('#jp-main-statusbar').innerText)""",
+                arg=readout, timeout=30_000)
             text = page.locator(".jp-Notebook").inner_text()
             images = page.locator(".jp-OutputArea-output img").count()
             page.screenshot(path=str(_artifact_dir() / "01_perceptron.png"), full_page=True)
