@@ -21,7 +21,7 @@ import pytest
 from nbclient import NotebookClient
 
 from course import cli
-from course.grading import grade, markup, release
+from course.grading import grade, markup, release, report
 
 SOLUTIONS = Path(__file__).resolve().parent.parent / "solutions"
 HIDDEN_TEXT = ("HIDDEN-RELU-MESSAGE", "HIDDEN-HELPER-MESSAGE", "-4.0, -5.0", "value == 8")
@@ -413,6 +413,39 @@ def test_unreadable_submissions_score_zero_with_a_reason(graded, name):
     bad = result(gradebook, name)
     assert bad.score == 0 and "not a readable notebook" in bad.error
     assert result(gradebook, "solution").score == AUTO_POINTS  # the batch went on
+
+
+def test_odd_answer_metadata_neither_crashes_nor_picks_another_cell(tmp_path):
+    """An unhashable ``grade_id`` is ignored; without cell ids (nbformat 4.4) a lost answer
+    stays lost rather than matching some other id-less cell."""
+    source, sub = tmp_path / "source.ipynb", tmp_path / "sub.ipynb"
+    data = json.loads(nbformat.writes(source_notebook()))
+    data["nbformat_minor"] = 4
+    for cell in data["cells"]:
+        del cell["id"]
+    source.write_text(json.dumps(data))
+    assignment = grade.load_source(source)
+    nb = json.loads(nbformat.writes(submission(CORRECT)))
+    nb["nbformat_minor"] = 4
+    for cell in nb["cells"]:
+        del cell["id"]
+        if cell["metadata"].get("nbgrader", {}).get("grade_id") == "ex_double":
+            cell["metadata"]["nbgrader"]["grade_id"] = ["ex_double"]
+    sub.write_text(json.dumps(nb))
+    answers, notes = grade.read_answers(sub, assignment)
+    assert answers == {"ex_relu": CORRECT}
+    assert any("no answer cell 'ex_double'" in note for note in notes)
+
+
+def test_reports_replace_folders_and_files_in_their_way(tmp_path):
+    cells = [grade.GradedCell("t", 1)]
+    result = grade.SubmissionResult("alice", "alice.ipynb", [grade.CellResult("t", 1, 1, True)])
+    (tmp_path / "gradebook.csv").mkdir()
+    (tmp_path / "gradebook.csv" / "x").write_text("planted")
+    (tmp_path / "feedback").write_text("planted")
+    report.write(grade.Gradebook("s.ipynb", cells, [result]), tmp_path)
+    assert csv_rows(tmp_path / "gradebook.csv")[0]["score"] == "1"
+    assert "Score: 1 / 1" in (tmp_path / "feedback" / "alice.md").read_text()
 
 
 def test_source_without_graded_cells_is_an_error(tmp_path):

@@ -1,6 +1,6 @@
 """Run one submission's grading plan in a fresh kernel, and survive what the answers do.
 
-A plan is a list of ``Step``s built by ``course.grading.grade``: the source notebook's code
+A plan is a list of ``Step``s built by ``course.grading._plan``: the source notebook's code
 cells, with the student's answer cells in place of the solutions and every test cell split
 into its visible and hidden pieces. ``run_plan`` executes it with nbclient in a new kernel
 (``course.grading._kernel``: this environment's Python, a memory cap) whose working folder
@@ -202,7 +202,6 @@ class _Run:
         self.fatal = None  # (step index, reason) when the kernel died or got stuck
         self.client = None
         self._replies = {}  # cell index -> execute_reply, filled by nbclient's hook
-        self._last_cell = None  # the cell last sent, whose outputs hold a test's token
         # On a timeout nbclient interrupts the kernel, waits briefly for the cell to end and
         # then reports this made-up error, whose name no student code can know.
         self._timeout_name = f"GradingTimeout{secrets.token_hex(8)}"
@@ -337,7 +336,6 @@ class _Run:
         client.nb.cells.append(cell)
         index = len(client.nb.cells) - 1
         client.timeout = max(int(limit + 0.999), 1)  # nbclient counts whole seconds
-        self._last_cell = cell
         try:
             await client.async_execute_cell(cell, index, store_history=history)
         except DeadKernelError:
@@ -368,7 +366,7 @@ class _Run:
 
     def _printed(self, token):
         """Whether the last cell run printed ``token`` on a line of its own."""
-        text = "".join(output.get("text", "") for output in self._last_cell.outputs
+        text = "".join(output.get("text", "") for output in self.client.nb.cells[-1].outputs
                        if output.get("output_type") == "stream"
                        and output.get("name") == "stdout")
         return f"\n{token}\n" in text

@@ -5,13 +5,13 @@ kernel, one after the other, so code in an answer could try to change how a late
 behaves instead of passing it. This module watches for that from inside the kernel. The
 grader drives it with one-line calls that it adds to the code it runs (never to answers):
 
-``install(roots, imports)``
+``install(roots, imports, builtin_names)``
     Runs first, before any answer. Imports ``imports`` and records the objects the tests
     rely on: everything bound in ``builtins``; the functions, classes and class methods of
     every loaded module under ``roots`` (NumPy, ``math``, the ``course`` library and the
     packages the tests import); the parts of IPython and ipykernel that run a cell and
     report its errors, with their transformers, cell callbacks and message handlers; the
-    trace hook.
+    trace hook; and that the notebook leaves the builtins ``builtin_names`` unbound.
 ``remember(names)``
     Ends each cell of the source notebook. Records the objects that cell bound to
     ``names`` (the imports and helpers the tests use, such as ``np``) and marks its code
@@ -285,14 +285,14 @@ def _bind(records, names):
     for name in names:
         value = records.bindings[name] = namespace.get(name, _MISSING)
         records.contents.pop(name, None)
-        if _contents(value) is not None:
-            records.contents[name] = _contents(value)
+        if (contents := _contents(value)) is not None:
+            records.contents[name] = contents
 
 
 def _copy_contents(records):
     """Copy the contents of the small NumPy arrays recorded, which could change in place."""
-    records.contents = {name: _contents(value) for name, value in records.bindings.items()
-                        if _contents(value) is not None}
+    copies = {name: _contents(value) for name, value in records.bindings.items()}
+    records.contents = {name: copy for name, copy in copies.items() if copy is not None}
 
 
 def _contents(value):

@@ -64,18 +64,18 @@ class Assignment:
     """A source notebook read for grading: its graded cells and its plan.
 
     ``steps`` hold the solutions in the answer steps; ``plan(answers)`` puts a submission's
-    answers in their place. ``stubs`` are the released versions of the answer cells.
+    answers in their place. ``cell_ids`` maps an answer's ``grade_id`` to its cell id.
     """
 
     path: str
     cells: list
     steps: list
-    stubs: dict
     cell_ids: dict
     guard_call: str
 
     @property
     def answer_ids(self):
+        """The ``grade_id`` of every answer cell that runs, in notebook order."""
         return [step.grade_id for step in self.steps if step.kind == "answer"]
 
     def plan(self, answers):
@@ -94,12 +94,12 @@ def load_source(path):
     path = str(path)
     nb = release.read_notebook(path)
     student = release.release_notebook(nb, Path(path).name)  # also checks the markup
-    stubs, cell_ids, cells, steps = {}, {}, [], []
+    cell_ids, cells, steps = {}, [], []
     for cell, released in zip(nb.cells, student.cells):
         meta = cell.metadata.get("nbgrader", {})
         grade_id = meta.get("grade_id", "")
         if meta.get("solution"):
-            stubs[grade_id], cell_ids[grade_id] = released.source, cell.get("id")
+            cell_ids[grade_id] = cell.get("id")
             if meta.get("grade"):
                 cells.append(GradedCell(grade_id, meta["points"], manual=True))
             if cell.cell_type == "code":
@@ -115,7 +115,7 @@ def load_source(path):
         raise ValueError(f"{path} has no graded test cells (code cells whose nbgrader metadata "
                          f"has grade: true and points); there is nothing to grade")
     steps, guard_call = _protect(steps)
-    return Assignment(path, cells, steps, stubs, cell_ids, guard_call)
+    return Assignment(path, cells, steps, cell_ids, guard_call)
 
 
 def split_hidden(source):
@@ -287,16 +287,18 @@ def read_answers(path, assignment):
     for index, cell in enumerate(cells):
         meta = _metadata(cell)
         grade_id = meta.get("grade_id")
-        if meta.get("solution") and grade_id in wanted and grade_id not in answers:
-            source = _source(cell)
-            if source is not None and cell.get("cell_type") == "code":
-                answers[grade_id], used = source, used | {index}
+        if (meta.get("solution") and isinstance(grade_id, str) and grade_id in wanted
+                and grade_id not in answers and cell.get("cell_type") == "code"
+                and _source(cell) is not None):
+            answers[grade_id] = _source(cell)
+            used.add(index)
     for grade_id in sorted(wanted - set(answers)):
+        cell_id = assignment.cell_ids.get(grade_id)  # None when the source has no cell ids
         for index, cell in enumerate(cells):
-            if (index not in used and cell.get("cell_type") == "code"
-                    and cell.get("id") == assignment.cell_ids.get(grade_id)
-                    and _source(cell) is not None):
-                answers[grade_id], used = _source(cell), used | {index}
+            if (cell_id is not None and index not in used and cell.get("id") == cell_id
+                    and cell.get("cell_type") == "code" and _source(cell) is not None):
+                answers[grade_id] = _source(cell)
+                used.add(index)
                 break
     notes = [f"Your notebook has no answer cell {grade_id!r}; it was graded as unanswered."
              for grade_id in assignment.answer_ids if grade_id not in answers]

@@ -288,7 +288,7 @@ def grade_submissions(source, submissions, out_dir=None, *, jobs=None, timeout=D
     Returns:
         A ``Gradebook``. Raises ``ValueError`` for a bad source notebook or argument.
     """
-    jobs = jobs or os.cpu_count() or 1
+    jobs = (os.cpu_count() or 1) if jobs is None else jobs
     timeout = DEFAULT_TIMEOUT if timeout is None else timeout
     total_timeout = DEFAULT_TOTAL_TIMEOUT if total_timeout is None else total_timeout
     if jobs < 1 or timeout <= 0 or total_timeout <= 0:

@@ -9,6 +9,7 @@ import io
 import json
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -31,10 +32,12 @@ def prepare(out_dir):
 
 def write(gradebook, out_dir):
     """Write the feedback files, the JSON details and the CSV gradebook into ``out_dir``."""
-    out = Path(out_dir)
+    out, folder = Path(out_dir), Path(out_dir) / "feedback"
+    if (folder.exists() or folder.is_symlink()) and not folder.is_dir():
+        folder.unlink()  # a submission's doing: ``feedback`` must be a folder
     prepare(out)
     for result in gradebook.submissions:
-        atomic_write(out / "feedback" / f"{result.name}.md", feedback(result, gradebook))
+        atomic_write(folder / f"{result.name}.md", feedback(result, gradebook))
     atomic_write(out / "gradebook.json", details(gradebook))
     atomic_write(out / "gradebook.csv", gradebook_csv(gradebook))
 
@@ -42,6 +45,8 @@ def write(gradebook, out_dir):
 def atomic_write(path, text):
     """Replace ``path`` with ``text`` in one step (a temporary file, then a rename)."""
     path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)  # a folder a submission put there would stop the rename
     handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", dir=path.parent,
                                          prefix=f".{path.name}.", suffix=".tmp", delete=False)
     try:
