@@ -34,7 +34,7 @@ def step(z):
 
 
 def step_derivative(z):
-    """The step's derivative is 0 everywhere except at 0, where it does not exist.
+    """The step's derivative is 0 everywhere except at 0, where it does not exist.  z: any shape.
 
     Backpropagation multiplies by this derivative, so every gradient would be
     zero and nothing would learn. That is why gradient-trained networks use a

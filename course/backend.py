@@ -107,6 +107,7 @@ def xp():
 def namespace(*arrays):
     """The array-API namespace that owns ``arrays`` (NumPy, CuPy, array_api_strict, ...).
 
+    arrays: one or more arrays, any shapes (Python numbers and lists count as NumPy).
     NumPy arrays give ``NUMPY``: NumPy itself (NumPy 2 follows the array API)
     with faster reductions, see ``_fast_numpy``.
     """

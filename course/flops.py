@@ -311,8 +311,9 @@ def memory_bandwidth(nbytes=256 * 2**20, repeats=5, xp=None):
 
 
 def roofline(intensity, peak_gflops, bandwidth_gbs):
-    """Attainable GFLOP/s = min(peak, bandwidth x intensity) for intensity (FLOP/byte), any shape.
+    """Attainable GFLOP/s = min(peak, bandwidth x intensity) for intensity (FLOP/byte).
 
+    intensity: a number or an array of any shape -> float64 array of the same shape.
     The ridge point peak / bandwidth is where a kernel stops being memory bound.
     """
     return np.minimum(peak_gflops, bandwidth_gbs * np.asarray(intensity, dtype=np.float64))

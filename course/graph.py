@@ -217,6 +217,7 @@ class Neuron(Module):
         self.activation = activation
 
     def __call__(self, x):
+        """x: list of n_in numbers or Values -> one Value."""
         if len(x) != len(self.w):
             raise ValueError(f"this neuron takes {len(self.w)} inputs, got {len(x)}")
         z = sum((wi * xi for wi, xi in zip(self.w, x)), self.b)
@@ -235,6 +236,7 @@ class Layer(Module):
         self.neurons = [Neuron(n_in, activation, rng) for _ in range(n_out)]
 
     def __call__(self, x):
+        """x: list of n_in numbers or Values -> list of n_out Values."""
         return [n(x) for n in self.neurons]
 
     def parameters(self):
@@ -257,6 +259,7 @@ class MLP(Module):
         self.layers = [Layer(a, b, act, rng) for a, b, act in zip(sizes, sizes[1:], acts)]
 
     def __call__(self, x):
+        """x: list of sizes[0] numbers -> a Value if sizes[-1] == 1, else a list of sizes[-1]."""
         for layer in self.layers:
             x = layer(x)
         return x[0] if len(x) == 1 else x

@@ -24,7 +24,8 @@ def _check_same_shape(name, y_hat, y):
 def half_sse(y_hat, y):
     """Half the summed squared error, E = 1/2 sum (y_hat - y)^2.
 
-    y_hat, y: same shape, e.g. (N, K).  Returns (E, dy) with dy = y_hat - y.
+    y_hat, y: same shape, e.g. (N, K).  Returns (E, dy): E a float and
+    dy = y_hat - y, shaped like y_hat.
     """
     _check_same_shape("half_sse", y_hat, y)
     xp = namespace(y_hat)
@@ -35,7 +36,8 @@ def half_sse(y_hat, y):
 def mse(y_hat, y):
     """Mean squared error over all entries, mean (y_hat - y)^2.
 
-    y_hat, y: same shape (N, K).  Returns (loss, dy) with dy = 2 (y_hat - y) / (N K).
+    y_hat, y: same shape (N, K).  Returns (loss, dy): loss a float and
+    dy = 2 (y_hat - y) / (N K), shape (N, K).
     """
     _check_same_shape("mse", y_hat, y)
     xp = namespace(y_hat)
@@ -50,8 +52,8 @@ def binary_cross_entropy(p, y):
     """Binary cross-entropy of probabilities ``p`` against 0/1 targets ``y``.
 
     p, y: same shape, (N,) or (N, 1) (or (N, K) for K independent labels).
-    Returns (loss, dp): the loss summed over labels and averaged over the N
-    rows, and dp = (p - y) / (p (1 - p)) / N.
+    Returns (loss, dp): the loss (a float) summed over labels and averaged over
+    the N rows, and dp = (p - y) / (p (1 - p)) / N, shaped like p.
 
     ``p`` is clipped to [eps, 1 - eps] (eps the dtype's machine epsilon) so that
     p = 0 or 1 gives a large finite loss instead of inf or NaN.

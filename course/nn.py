@@ -31,6 +31,7 @@ class Parameter:
 
     @property
     def shape(self):
+        """The shape of ``data`` (and of ``grad``) as a tuple, e.g. (n_in, n_out) for a Dense W."""
         return tuple(self.data.shape)
 
     def __repr__(self):
@@ -41,6 +42,7 @@ class Module:
     """Base class: subclasses implement ``forward(x)`` and ``backward(dout)``."""
 
     def __call__(self, x):
+        """out = m(x) is ``m.forward(x)``: x: (N, D) -> out: (N, M)."""
         return self.forward(x)
 
     def forward(self, x):
@@ -172,10 +174,12 @@ class Tanh(Activation):
     """tanh, with dz = dout * (1 - out^2)."""
 
     def forward(self, z):
+        """z: any shape -> out: same shape, tanh(z) (cached for backward)."""
         self.out = activations.tanh(z)
         return self.out
 
     def backward(self, dout):
+        """dout: shape of z -> dz: same shape, dout * (1 - out^2)."""
         return dout * (1.0 - self.out * self.out)
 
 
@@ -183,10 +187,12 @@ class Sigmoid(Activation):
     """Logistic sigmoid, with dz = dout * out * (1 - out)."""
 
     def forward(self, z):
+        """z: any shape -> out: same shape, sigmoid(z) (cached for backward)."""
         self.out = activations.sigmoid(z)
         return self.out
 
     def backward(self, dout):
+        """dout: shape of z -> dz: same shape, dout * out * (1 - out)."""
         return dout * self.out * (1.0 - self.out)
 
 
@@ -209,10 +215,12 @@ class LeakyReLU(Activation):
         return f"LeakyReLU({self.alpha})"
 
     def forward(self, z):
+        """z: any shape -> out: same shape."""
         self.z = z
         return activations.leaky_relu(z, self.alpha)
 
     def backward(self, dout):
+        """dout: shape of z -> dz: same shape, dout where z > 0 else alpha * dout."""
         return dout * activations.leaky_relu_derivative(self.z, self.alpha)
 
 
@@ -224,10 +232,12 @@ class Softmax(Activation):
     """
 
     def forward(self, z):
+        """z: (N, K) -> out: (N, K), each row summing to 1 (cached for backward)."""
         self.out = activations.softmax(z)
         return self.out
 
     def backward(self, dout):
+        """dout: (N, K) -> dz: (N, K)."""
         return activations.softmax_backward(self.out, dout)
 
 
@@ -254,10 +264,11 @@ class Sequential(Module):
         return f"Sequential(\n  {inner}\n)"
 
     def parameters(self):
+        """All Parameters of the layers, first layer first."""
         return [p for layer in self.layers for p in layer.parameters()]
 
     def forward(self, x):
-        """x: (N, D) -> output of the last layer."""
+        """x: (N, D) -> out: (N, M), the output of the last layer (M its width)."""
         for i, layer in enumerate(self.layers):
             try:
                 x = layer(x)
@@ -266,7 +277,7 @@ class Sequential(Module):
         return x
 
     def backward(self, dout, input_grad=True):
-        """dout: gradient of the loss w.r.t. the output -> dL/dx: (N, D).
+        """dout = dL/dout: (N, M), shaped like the output -> dL/dx: (N, D).
 
         ``input_grad=False`` skips dL/dx when the first layer is Dense (returns None).
         """
