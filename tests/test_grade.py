@@ -494,6 +494,11 @@ def test_cli_grades_into_a_folder(tmp_path, capsys):
     assert [(row["submission"], row["score"]) for row in rows] == [
         ("good", str(AUTO_POINTS)), ("bad", "0")]
     assert "graded 2 submission(s)" in capsys.readouterr().out
+    # grading only one of them again into the same folder: the other's feedback is now stale
+    assert cli.main(["grade", str(source), str(good), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "1 feedback file(s) from an earlier run" in out and "bad.md" in out
+    assert [row["submission"] for row in csv_rows(tmp_path / "out" / "gradebook.csv")] == ["good"]
 
 
 def test_cli_passes_the_limits_on(tmp_path, monkeypatch):

@@ -335,4 +335,10 @@ def main(source, submissions, out, jobs=None, timeout=None, total_timeout=None,
             print(f"review {result.name}: {item}")
     print(f"wrote {Path(out) / 'gradebook.csv'}, {Path(out) / 'gradebook.json'} and "
           f"{Path(out) / 'feedback'}/")
+    graded = {f"{result.name}.md" for result in gradebook.submissions}
+    stale = sorted(p.name for p in (Path(out) / "feedback").glob("*.md") if p.name not in graded)
+    if stale:
+        print(f"note: {Path(out) / 'feedback'} also holds {len(stale)} feedback file(s) from an "
+              f"earlier run that the new gradebook does not include ({', '.join(stale[:5])}"
+              f"{', ...' if len(stale) > 5 else ''}); move them away before returning feedback")
     return 0
