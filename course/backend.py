@@ -32,19 +32,28 @@ _state = {"device": "cpu", "xp": np}
 
 
 def _fast_numpy():
-    """NumPy's namespace, with ``sum``, ``max`` and ``argmax`` called without the
-    Python-level wrappers of ``np.sum`` and friends.
+    """NumPy's namespace, with ``sum``, ``max``, ``argmax`` and ``matmul`` called
+    without the Python-level wrappers and ufunc machinery they usually go through.
 
     Each wrapper costs about a microsecond per call. On MNIST-sized arrays that
     is nothing, but in per-sample SGD on a tiny network (seed 002's 10^6
     steps) the arrays hold a handful of numbers and these calls were a sixth
-    of the run. The results are identical: ``np.sum`` calls ``np.add.reduce``.
+    of the run. The results are identical: ``np.sum`` calls ``np.add.reduce``,
+    and for 2-D arrays ``ndarray.dot`` is the matrix product that ``@`` computes
+    (0.3 instead of 0.9 microseconds on a 1x2 times 2x2 product).
     """
     fast = types.SimpleNamespace(**{k: getattr(np, k) for k in dir(np) if not k.startswith("__")})
     fast.__name__ = "numpy"
     fast.sum = lambda x, axis=None, keepdims=False: np.add.reduce(x, axis=axis, keepdims=keepdims)
     fast.max = lambda x, axis=None, keepdims=False: np.maximum.reduce(x, axis=axis, keepdims=keepdims)
     fast.argmax = lambda x, axis=None, keepdims=False: x.argmax(axis=axis, keepdims=keepdims)
+
+    def matmul(a, b, out=None):
+        if out is None and a.ndim == 2 and b.ndim == 2:
+            return a.dot(b)
+        return np.matmul(a, b, out=out)
+
+    fast.matmul = matmul
     return fast
 
 

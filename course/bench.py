@@ -7,7 +7,7 @@
    epoch, the ratio to PyTorch, and test accuracy after the last epoch.
 2. Seed 002 (Higham & Higham 2019): the 2-2-3-2 sigmoid network on ten points,
    per-sample SGD with eta = 0.05 for 10^6 steps (148.6 s in MATLAB per the
-   seed), with ``course.train.fit`` and with a plain NumPy loop.
+   seed), with ``course.train.fit``, with a plain NumPy loop and with PyTorch.
 
 PyTorch and scikit-learn are optional (``pip install -e ".[bench]"``); a peer
 that is not installed is left out of the table.
@@ -119,6 +119,33 @@ def hh19_course(steps=10**6):
     return time.perf_counter() - start, history["loss"][-1]
 
 
+def hh19_torch(steps=10**5):
+    """Seconds for ``steps`` steps of the same experiment in PyTorch (float64, one thread).
+
+    The usual PyTorch loop: zero_grad, forward, half the squared error, backward, step.
+    Returns (seconds, the final mean cost per point).
+    """
+    import torch
+
+    torch.set_num_threads(1)  # tensors of two or three numbers: threads would only add overhead
+    X, Y = (torch.from_numpy(a) for a in data.hh19())
+    rng = np.random.default_rng(5000)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Sigmoid(), torch.nn.Linear(2, 3),
+                                torch.nn.Sigmoid(), torch.nn.Linear(3, 2), torch.nn.Sigmoid()).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.from_numpy(0.5 * rng.standard_normal(tuple(p.shape))))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    start = time.perf_counter()
+    for k in rng.integers(0, len(X), steps).tolist():
+        opt.zero_grad()
+        (0.5 * ((model(X[k:k + 1]) - Y[k:k + 1]) ** 2).sum()).backward()
+        opt.step()
+    seconds = time.perf_counter() - start
+    with torch.no_grad():
+        return seconds, 0.5 * float(((model(X) - Y) ** 2).sum()) / len(X)
+
+
 def hh19_plain_numpy(steps=10**6, record_cost=False):
     """The same experiment as a straightforward NumPy loop with column vectors, as in the seed.
 
@@ -178,6 +205,13 @@ def main(quick=False, data_dir=None):
     print(f"| plain NumPy loop | {plain_s:.1f} | 1.00 |")
     print(f"| plain NumPy loop, cost of all ten points after every step (netbp.m's savecost) | "
           f"{recording_s:.1f} | {recording_s / plain_s:.2f} |")
+    torch_steps = min(steps, 10**5)  # PyTorch is slow at this size: time a tenth, scale up
+    try:
+        torch_s = hh19_torch(torch_steps)[0] * steps / torch_steps
+        print(f"| PyTorch, 1 thread (timed over {torch_steps:,} steps, scaled) | {torch_s:.1f} | "
+              f"{torch_s / plain_s:.2f} |")
+    except ImportError:
+        print("| PyTorch | not installed | |")
     print(f"| MATLAB (the seed's figure, 10^6 steps) | 148.6 | |")
     print(f"(final mean cost per point with course: {cost:.2e})")
     return 0

@@ -30,7 +30,7 @@ def half_sse(y_hat, y):
     _check_same_shape("half_sse", y_hat, y)
     xp = namespace(y_hat)
     diff = y_hat - y
-    return float(0.5 * xp.sum(diff * diff)), diff
+    return 0.5 * float(xp.sum(diff * diff)), diff
 
 
 def mse(y_hat, y):

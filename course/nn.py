@@ -118,7 +118,7 @@ class Dense(Module):
                 f"convert the input first, e.g. X.astype(np.{self.W.data.dtype})"
             )
         self.X = X
-        return X @ self.W.data + self.b.data
+        return namespace(X).matmul(X, self.W.data) + self.b.data  # X @ W + b
 
     def backward(self, dout, input_grad=True):
         """dout: (N, n_out) -> dX: (N, n_in); adds dW = X^T dout, db = sum_rows(dout).
@@ -135,9 +135,10 @@ class Dense(Module):
                 f"got {tuple(dout.shape)}"
             )
         xp = namespace(dout)
-        self.W.grad += self.X.T @ dout
-        self.b.grad += xp.sum(dout, axis=0)
-        return dout @ self.W.data.T if input_grad else None
+        self.W.grad += xp.matmul(self.X.T, dout)  # X^T @ dout
+        # one example (per-sample SGD): the sum over rows is that row, without a reduction
+        self.b.grad += dout[0] if dout.shape[0] == 1 else xp.sum(dout, axis=0)
+        return xp.matmul(dout, self.W.data.T) if input_grad else None  # dout @ W^T
 
 
 class Activation(Module):
@@ -271,7 +272,7 @@ class Sequential(Module):
         """x: (N, D) -> out: (N, M), the output of the last layer (M its width)."""
         for i, layer in enumerate(self.layers):
             try:
-                x = layer(x)
+                x = layer.forward(x)
             except (ValueError, TypeError) as exc:
                 raise type(exc)(f"layer {i} of the Sequential: {exc}") from None
         return x

@@ -207,8 +207,9 @@ def fit(model, loss_fn, optimizer, X, y, epochs=1, batch_size=None, validation=N
     def run_epoch(epoch):
         """One pass over the data; returns the epoch's record for the history."""
         start, total, correct = time.perf_counter(), 0.0, 0
+        where.update(epoch=epoch, batch=0)
         for batch, (X_b, y_b) in enumerate(data.batches(X, y, batch_size, rng=rng), 1):
-            where.update(epoch=epoch, batch=batch)
+            where["batch"] = batch
             y_hat = model(X_b)
             loss, dy = loss_fn(y_hat, y_b)
             if not math.isfinite(loss):

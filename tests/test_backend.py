@@ -108,3 +108,20 @@ def test_import_course_stays_light():
             "print(sorted(m for m in ('matplotlib', 'ipywidgets', 'cupy', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_fast_numpy_namespace_gives_numpys_results():
+    """The shortcuts in backend.NUMPY compute what np.sum, np.max, np.argmax and @ compute."""
+    xp = backend.NUMPY
+    rng = np.random.default_rng(0)
+    A, B = rng.standard_normal((5, 3)), rng.standard_normal((3, 4))
+    for a, b in [(A, B), (A.T.copy().T, B), (A[:1], B), (B.T, A.T)]:  # incl. transposed views
+        np.testing.assert_allclose(xp.matmul(a, b), a @ b, rtol=1e-15)
+    out = np.empty((5, 4))
+    assert xp.matmul(A, B, out=out) is out
+    stack = rng.standard_normal((2, 5, 3))  # not 2-D: np.matmul's stacked product
+    np.testing.assert_array_equal(xp.matmul(stack, B), stack @ B)
+    np.testing.assert_array_equal(xp.matmul(A, B[:, 0]), A @ B[:, 0])
+    assert xp.sum(A, axis=0).shape == (3,) and xp.sum(A, axis=0, keepdims=True).shape == (1, 3)
+    np.testing.assert_array_equal(xp.sum(A, axis=1), np.sum(A, axis=1))
+    assert xp.max(A) == np.max(A) and xp.argmax(A, axis=0).tolist() == np.argmax(A, axis=0).tolist()

@@ -1,6 +1,8 @@
 """The benchmark helpers compute what they claim (their timings are reported, never asserted)."""
 import math
 
+import pytest
+
 from course import bench
 
 
@@ -16,3 +18,10 @@ def test_plain_loop_learns_and_recording_the_cost_changes_nothing():
     seconds, cost_late = bench.hh19_plain_numpy(steps=20_000)
     assert seconds > 0 and cost_late < cost_early
     assert bench.hh19_plain_numpy(steps=20_000, record_cost=True)[1] == cost_late
+
+
+def test_torch_reference_learns():
+    pytest.importorskip("torch", reason="PyTorch is a benchmark-only extra")
+    _, cost_early = bench.hh19_torch(steps=10)
+    seconds, cost_late = bench.hh19_torch(steps=5_000)
+    assert seconds > 0 and cost_late < cost_early

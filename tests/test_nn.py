@@ -105,9 +105,10 @@ LAYERS = [
 ]
 
 
+@pytest.mark.parametrize("rows", [5, 1])  # one row: per-sample SGD, where Dense skips a reduction
 @pytest.mark.parametrize("make", LAYERS)
-def test_every_backward_matches_finite_differences(make, rng):
-    x = rng.standard_normal((5, 4))
+def test_every_backward_matches_finite_differences(make, rows, rng):
+    x = rng.standard_normal((rows, 4))
     x[np.abs(x) < 1e-3] = 0.5  # keep away from the ReLU kink
     assert check_module(make(), x) < 1e-7
 
@@ -120,6 +121,8 @@ def test_every_backward_matches_finite_differences(make, rng):
 def test_whole_model_gradient_check(loss_fn, make_y, rng):
     model = nn.mlp([4, 8, 8, 3], activation="sigmoid", rng=3)
     assert check_gradients(model, loss_fn, rng.standard_normal((6, 4)), make_y(rng)) < 1e-7
+    y_one = make_y(rng)[:1]  # a single example, as in per-sample SGD
+    assert check_gradients(model, loss_fn, rng.standard_normal((1, 4)), y_one) < 1e-7
 
 
 def test_binary_model_gradient_check(rng):
