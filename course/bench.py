@@ -189,23 +189,24 @@ def main(quick=False, data_dir=None):
     """Run both benchmarks and print tables; returns 0."""
     epochs, steps = (2, 10**5) if quick else (5, 10**6)
     print(f"MNIST 784-256-128-10 ReLU, Adam lr 1e-3, batch 128, float32, {epochs} epochs "
-          "(median s/epoch; epochs alternate between peers)")
+          "(median s/epoch; epochs alternate between peers)", flush=True)
     results = mnist(epochs, data_dir)
     reference = next((r["seconds_per_epoch"] for r in results if r["peer"] == "pytorch"), None)
     print(f"| peer | s/epoch | ratio to PyTorch | test accuracy |\n|---|---|---|---|")
     for r in results:
         ratio = f"{r['seconds_per_epoch'] / reference:.2f}" if reference else "n/a"
         print(f"| {r['peer']} | {r['seconds_per_epoch']:.2f} | {ratio} | {r['test_accuracy']:.2%} |")
-    print(f"\nSeed 002 (HH19): {steps:,} per-sample SGD steps of the 2-2-3-2 sigmoid network")
-    course_s, cost = hh19_course(steps)
+    print(f"\nSeed 002 (HH19): {steps:,} per-sample SGD steps of the 2-2-3-2 sigmoid network "
+          "(rows appear as they finish)")
+    print("| implementation | seconds | ratio to plain NumPy |\n|---|---|---|", flush=True)
     plain_s, _ = hh19_plain_numpy(steps)
+    print(f"| plain NumPy loop | {plain_s:.1f} | 1.00 |", flush=True)
+    course_s, cost = hh19_course(steps)
+    print(f"| course.train.fit | {course_s:.1f} | {course_s / plain_s:.2f} |", flush=True)
     recording_s, _ = hh19_plain_numpy(steps, record_cost=True)
-    print(f"| implementation | seconds | ratio to plain NumPy |\n|---|---|---|")
-    print(f"| course.train.fit | {course_s:.1f} | {course_s / plain_s:.2f} |")
-    print(f"| plain NumPy loop | {plain_s:.1f} | 1.00 |")
     print(f"| plain NumPy loop, cost of all ten points after every step (netbp.m's savecost) | "
-          f"{recording_s:.1f} | {recording_s / plain_s:.2f} |")
-    torch_steps = min(steps, 10**5)  # PyTorch is slow at this size: time a tenth, scale up
+          f"{recording_s:.1f} | {recording_s / plain_s:.2f} |", flush=True)
+    torch_steps = steps // 10  # PyTorch is slow at this size: time a tenth, scale up
     try:
         torch_s = hh19_torch(torch_steps)[0] * steps / torch_steps
         print(f"| PyTorch, 1 thread (timed over {torch_steps:,} steps, scaled) | {torch_s:.1f} | "

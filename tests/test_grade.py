@@ -14,6 +14,7 @@ import csv
 import json
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import nbformat
@@ -560,3 +561,20 @@ def test_a_real_lesson_solution_full_released_zero_attacked_zero(lesson, tmp_pat
     solution, student, cheat = gradebook.submissions
     assert solution.score == solution.max_score > 0
     assert student.score == 0 and cheat.score == 0
+
+
+def test_guard_records_an_entry_added_after_another_was_deleted():
+    """A trusted cell that deletes one attribute and adds another keeps the size the same;
+    the new entry must still be recorded, or an answer could later replace it unseen."""
+    from course.grading import _guard
+
+    records = types.SimpleNamespace(namespaces={}, functions=[])
+    namespace = {"a": len, "b": print}
+    assert _guard._record(records, "module m", namespace)
+    assert not _guard._record(records, "module m", namespace)  # nothing new: nothing to do
+    del namespace["a"]
+    namespace["c"] = abs
+    assert _guard._record(records, "module m", namespace)
+    assert "c" in records.namespaces["module m"].keys
+    namespace["c"] = max  # a replacement: _check's business, found by unchanged()
+    assert not records.namespaces["module m"].unchanged()

@@ -109,7 +109,7 @@ class _Namespace:
     def __init__(self, mapping):
         self.mapping = mapping
         self.keys, self.values = [], []
-        self.size = -1  # len(mapping) when last recorded
+        self.shape = None  # (len(mapping), its last key) when last recorded
 
     def unchanged(self):
         """Whether every recorded entry is still the same object (a C-speed loop)."""
@@ -208,13 +208,16 @@ def _record(records, label, mapping):
     """Record the entries of ``mapping`` worth recording, keeping earlier records.
 
     A Python function can be changed without being replaced (``f.__code__ = ...``), so
-    its code and default arguments are recorded too. Returns whether ``mapping`` grew.
+    its code and default arguments are recorded too. Returns whether ``mapping`` changed.
+    Its size and last key tell cheaply whether any key was added: a new key goes last,
+    so deleting one entry and adding another is seen too.
     """
+    shape = (len(mapping), next(reversed(mapping), None))
     entry = records.namespaces.get(label)
     if entry is None:
         entry = records.namespaces[label] = _Namespace(mapping)
-    elif len(mapping) == entry.size:
-        return False  # nothing new; anything replaced is _check's business
+    elif shape == entry.shape:
+        return False  # no new key; anything replaced is _check's business
     known = set(entry.keys)
     for key, value in list(mapping.items()):
         if key in known or not _worth_recording(value) or (label, key) in _VOLATILE:
@@ -224,7 +227,7 @@ def _record(records, label, mapping):
         if isinstance(value, FunctionType):
             records.functions.append((f"{label}.{key}", value, value.__code__,
                                       value.__defaults__, value.__kwdefaults__))
-    entry.size = len(mapping)
+    entry.shape = shape
     return True
 
 
