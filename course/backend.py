@@ -49,6 +49,8 @@ def _fast_numpy():
     fast.argmax = lambda x, axis=None, keepdims=False: x.argmax(axis=axis, keepdims=keepdims)
 
     def matmul(a, b, out=None):
+        """a: (N, K) @ b: (K, M) -> (N, M) through ndarray.dot; other shapes (stacks of
+        matrices, vectors) and ``out=`` go to ``np.matmul``."""
         if out is None and a.ndim == 2 and b.ndim == 2:
             return a.dot(b)
         return np.matmul(a, b, out=out)
