@@ -52,8 +52,11 @@ def sigmoid(z):
     """Logistic sigmoid 1 / (1 + e^-z), stable for large |z|.  z: any shape -> same shape.
 
     Computed as exp(-log(1 + e^-z)), where ``logaddexp(0, -z)`` = log(1 + e^-z)
-    never overflows; the result is accurate to the last bit even for z = -40,
-    where 1 / (1 + e^40) would be fine but 1 / (1 + e^1000) overflows.
+    never overflows, so sigmoid(-1000.0) is 0.0 with no warning (1 / (1 + e^1000)
+    overflows). Measured against 80-bit arithmetic in float64, the relative error
+    is at most 2.5 units in the last place for z > -5. Between -40 and -5 the
+    exp magnifies the rounding of the log, up to about 16 units (2e-15 relative):
+    far below anything training notices.
     """
     xp = namespace(z)
     return xp.exp(-xp.logaddexp(0.0, -xp.asarray(z)))

@@ -32,30 +32,20 @@ _state = {"device": "cpu", "xp": np}
 
 
 def _fast_numpy():
-    """NumPy's namespace, with ``sum``, ``max``, ``argmax`` and ``matmul`` called
-    without the Python-level wrappers and ufunc machinery they usually go through.
+    """NumPy's namespace, with ``sum``, ``max`` and ``argmax`` called without the
+    Python-level wrappers they usually go through.
 
     Each wrapper costs about a microsecond per call. On MNIST-sized arrays that
     is nothing, but in per-sample SGD on a tiny network (seed 002's 10^6
     steps) the arrays hold a handful of numbers and these calls were a sixth
-    of the run. The results are identical: ``np.sum`` calls ``np.add.reduce``,
-    and for 2-D arrays ``ndarray.dot`` is the matrix product that ``@`` computes
-    (0.3 instead of 0.9 microseconds on a 1x2 times 2x2 product).
+    of the run. The results are identical: ``np.sum`` calls ``np.add.reduce``.
+    (``nn.Dense`` takes the same care with its matrix products, see ``nn._matmul``.)
     """
     fast = types.SimpleNamespace(**{k: getattr(np, k) for k in dir(np) if not k.startswith("__")})
     fast.__name__ = "numpy"
     fast.sum = lambda x, axis=None, keepdims=False: np.add.reduce(x, axis=axis, keepdims=keepdims)
     fast.max = lambda x, axis=None, keepdims=False: np.maximum.reduce(x, axis=axis, keepdims=keepdims)
     fast.argmax = lambda x, axis=None, keepdims=False: x.argmax(axis=axis, keepdims=keepdims)
-
-    def matmul(a, b, out=None):
-        """a: (N, K) @ b: (K, M) -> (N, M) through ndarray.dot; other shapes (stacks of
-        matrices, vectors) and ``out=`` go to ``np.matmul``."""
-        if out is None and a.ndim == 2 and b.ndim == 2:
-            return a.dot(b)
-        return np.matmul(a, b, out=out)
-
-    fast.matmul = matmul
     return fast
 
 
@@ -115,16 +105,18 @@ def xp():
     return _state["xp"]
 
 
-def namespace(*arrays):
-    """The array-API namespace that owns ``arrays`` (NumPy, CuPy, array_api_strict, ...).
+def namespace(x, *more):
+    """The array-API namespace that owns the arrays ``x, *more`` (NumPy, CuPy, array_api_strict, ...).
 
-    arrays: one or more arrays, any shapes (Python numbers and lists count as NumPy).
+    x, more: one or more arrays, any shapes (Python numbers and lists count as NumPy).
     NumPy arrays give ``NUMPY``: NumPy itself (NumPy 2 follows the array API)
     with faster reductions, see ``_fast_numpy``.
     """
-    if isinstance(arrays[0], (np.ndarray, np.generic)):  # the common case, checked fast
-        if len(arrays) == 1 or all(isinstance(a, (np.ndarray, np.generic)) for a in arrays):
-            return NUMPY
+    if type(x) is np.ndarray and not more:  # the common case, checked first: it is cheap
+        return NUMPY
+    arrays = (x, *more)
+    if all(isinstance(a, (np.ndarray, np.generic)) for a in arrays):
+        return NUMPY
     if all(isinstance(a, (int, float, list, tuple)) for a in arrays):
         return NUMPY  # plain Python numbers and lists, e.g. sigmoid(0.0)
     import array_api_compat

@@ -14,7 +14,7 @@ from course.backend import namespace
 
 
 def _check_same_shape(name, y_hat, y):
-    if tuple(y_hat.shape) != tuple(y.shape):
+    if y_hat.shape != y.shape:  # array-API shapes are tuples
         raise ValueError(
             f"{name}: prediction has shape {tuple(y_hat.shape)} but target has shape "
             f"{tuple(y.shape)}; they must match (reshape y, e.g. y.reshape(-1, 1))"

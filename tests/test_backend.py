@@ -111,17 +111,17 @@ def test_import_course_stays_light():
 
 
 def test_fast_numpy_namespace_gives_numpys_results():
-    """The shortcuts in backend.NUMPY compute what np.sum, np.max, np.argmax and @ compute."""
+    """The shortcuts in backend.NUMPY compute what np.sum, np.max and np.argmax compute."""
     xp = backend.NUMPY
     rng = np.random.default_rng(0)
-    A, B = rng.standard_normal((5, 3)), rng.standard_normal((3, 4))
-    for a, b in [(A, B), (A.T.copy().T, B), (A[:1], B), (B.T, A.T)]:  # incl. transposed views
-        np.testing.assert_allclose(xp.matmul(a, b), a @ b, rtol=1e-15)
-    out = np.empty((5, 4))
-    assert xp.matmul(A, B, out=out) is out
-    stack = rng.standard_normal((2, 5, 3))  # not 2-D: np.matmul's stacked product
-    np.testing.assert_array_equal(xp.matmul(stack, B), stack @ B)
-    np.testing.assert_array_equal(xp.matmul(A, B[:, 0]), A @ B[:, 0])
+    A = rng.standard_normal((5, 3))
     assert xp.sum(A, axis=0).shape == (3,) and xp.sum(A, axis=0, keepdims=True).shape == (1, 3)
     np.testing.assert_array_equal(xp.sum(A, axis=1), np.sum(A, axis=1))
     assert xp.max(A) == np.max(A) and xp.argmax(A, axis=0).tolist() == np.argmax(A, axis=0).tolist()
+
+
+def test_namespace_of_numpy_arrays_scalars_and_numbers_is_numpy():
+    a = np.zeros((2, 3))
+    for args in [(a,), (a, a), (a, np.float64(1.0)), (np.float32(2.0),), (0.5,), ([1.0, 2.0],),
+                 (np.ma.masked_array(a),)]:  # a subclass takes the general path, same answer
+        assert backend.namespace(*args) is backend.NUMPY, args

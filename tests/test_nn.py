@@ -157,6 +157,17 @@ def test_dtype_kept_end_to_end(dtype):
     assert all(p.data.dtype == p.grad.dtype == dtype for p in model.parameters())
 
 
+def test_dense_products_are_the_matrix_products(rng):
+    """nn._matmul (ndarray.dot for NumPy, matmul otherwise) computes a @ b, transposed views too."""
+    A, B = rng.standard_normal((5, 3)), rng.standard_normal((3, 4))
+    for a, b in [(A, B), (A.T.copy().T, B), (A[:1], B), (B.T, A.T), (A[:1].T, B[:, :1].T)]:
+        np.testing.assert_array_equal(nn._matmul(a, b), a @ b)
+    assert nn._matmul(A.astype(np.float32), B.astype(np.float32)).dtype == np.float32
+    xps = pytest.importorskip("array_api_strict", reason="installed with the test extras")
+    product = nn._matmul(xps.asarray(A), xps.asarray(B))  # no .dot method: the namespace's matmul
+    np.testing.assert_allclose(np.asarray(product), A @ B, rtol=1e-15)
+
+
 def test_gradients_accumulate_until_zero_grad(rng):
     layer = nn.Dense(2, 2, rng=0)
     x = rng.standard_normal((3, 2))
