@@ -56,6 +56,7 @@ class Optimizer:
         dtype = self.params[0].data.dtype
         total = sum(p.data.size for p in self.params)
         self._flat = (np.empty(total, dtype=dtype), np.empty(total, dtype=dtype))
+        self._flat_groups = [(*self._flat, "flat")]  # what _groups returns, built once
         self._views, start = [], 0
         for p in self.params:
             part = slice(start, start + p.data.size)
@@ -87,7 +88,7 @@ class Optimizer:
         if self._flat is None:
             return [(p.data, p.grad, id(p)) for p in self.params]
         self._link()
-        return [(*self._flat, "flat")]
+        return self._flat_groups
 
     def zero_grad(self):
         """Set every parameter's gradient to zero."""

@@ -18,7 +18,6 @@ Every step is the one the lessons write by hand:
 accuracy and time, a clear stop when the loss becomes NaN or infinite, and a
 clean stop on Ctrl-C that keeps the history and the weights reached so far.
 """
-import functools
 import math
 import time
 
@@ -194,9 +193,7 @@ def fit(model, loss_fn, optimizer, X, y, epochs=1, batch_size=None, validation=N
     n = X.shape[0]
     size = n if batch_size is None else batch_size
     # the first layer needs no gradient for the data: skip that product when we can
-    backward = model.backward
-    if isinstance(model, (nn.Sequential, nn.Dense)):
-        backward = functools.partial(model.backward, input_grad=False)
+    skip_dx = isinstance(model, (nn.Sequential, nn.Dense))
     n_batches = -(-n // size) if size > 0 else 0
     want_accuracy = "accuracy" in metrics and _accuracy_applies(y)
     rng = np.random.default_rng(seed)
@@ -219,7 +216,10 @@ def fit(model, loss_fn, optimizer, X, y, epochs=1, batch_size=None, validation=N
                     "smaller one (e.g. a tenth)"
                 )
             optimizer.zero_grad()
-            backward(dy)
+            if skip_dx:  # the first layer needs no gradient for the data: skip that product
+                model.backward(dy, input_grad=False)
+            else:
+                model.backward(dy)
             optimizer.step()
             total += loss * X_b.shape[0]
             if want_accuracy:
