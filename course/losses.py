@@ -10,7 +10,11 @@ its gradient with respect to the prediction, an array shaped like the prediction
 
 L2 regularisation (weight decay) lives in the optimizer, not here.
 """
+import numpy as np
+
 from course.backend import namespace
+
+_FLOAT64 = np.dtype(np.float64)
 
 
 def _check_same_shape(name, y_hat, y):
@@ -21,6 +25,23 @@ def _check_same_shape(name, y_hat, y):
         )
 
 
+def _sum_of_squares(diff):
+    """sum(diff^2) as a Python float.  diff: any shape.
+
+    A float64 NumPy array is summed as the dot product of the flattened array with
+    itself (||e||^2 = e . e), one BLAS call: on the two or three numbers of a
+    per-sample SGD step it takes a third of the time of ``sum(diff * diff)``,
+    whose reduction machinery costs about a microsecond whatever the size. The two
+    can differ in the last bit (BLAS may fuse a multiply with an add). Other arrays,
+    float32 among them, keep the sum: NumPy's pairwise summation stays accurate
+    over millions of float32 entries, and a float32 dot product does not.
+    """
+    if type(diff) is np.ndarray and diff.dtype is _FLOAT64:
+        flat = diff.reshape(-1)
+        return float(flat.dot(flat))
+    return float(namespace(diff).sum(diff * diff))
+
+
 def half_sse(y_hat, y):
     """Half the summed squared error, E = 1/2 sum (y_hat - y)^2.
 
@@ -28,9 +49,8 @@ def half_sse(y_hat, y):
     dy = y_hat - y, shaped like y_hat.
     """
     _check_same_shape("half_sse", y_hat, y)
-    xp = namespace(y_hat)
     diff = y_hat - y
-    return 0.5 * float(xp.sum(diff * diff)), diff
+    return 0.5 * _sum_of_squares(diff), diff
 
 
 def mse(y_hat, y):
@@ -40,12 +60,11 @@ def mse(y_hat, y):
     dy = 2 (y_hat - y) / (N K), shape (N, K).
     """
     _check_same_shape("mse", y_hat, y)
-    xp = namespace(y_hat)
     diff = y_hat - y
     size = 1
     for n in diff.shape:
         size *= n
-    return float(xp.sum(diff * diff)) / size, diff * (2.0 / size)
+    return _sum_of_squares(diff) / size, diff * (2.0 / size)
 
 
 def binary_cross_entropy(p, y):

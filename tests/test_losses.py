@@ -26,6 +26,21 @@ def test_mse_is_a_mean_over_all_entries(rng):
     assert _check_grad(losses.mse, rng.standard_normal((4, 3)), rng.standard_normal((4, 3))) < 1e-7
 
 
+def test_sum_of_squares_is_the_sum_in_every_layout_and_dtype(rng):
+    """float64 goes through a dot product (equal to the sum up to rounding), float32 keeps
+    NumPy's pairwise sum exactly, and any layout of the array gives the same value."""
+    for shape in [(1, 2), (1, 3), (10, 2), (64, 10), (3,), ()]:
+        d = rng.standard_normal(shape)
+        assert losses._sum_of_squares(d) == pytest.approx(float(np.sum(d * d)), rel=1e-14, abs=0)
+        assert isinstance(losses._sum_of_squares(d), float)
+    d = rng.standard_normal((6, 4))
+    for view in (np.asfortranarray(d), d.T, d[::2], d[:, 1:3]):
+        assert losses._sum_of_squares(view) == pytest.approx(float(np.sum(view * view)), rel=1e-14)
+    long32 = rng.standard_normal(2_000_000).astype(np.float32)
+    assert losses._sum_of_squares(long32) == float(np.sum(long32 * long32))
+    assert losses._sum_of_squares(np.zeros((0, 3))) == 0.0
+
+
 def test_binary_cross_entropy_value_and_gradient(rng):
     p = np.array([[0.9], [0.2]])
     y = np.array([[1.0], [0.0]])
