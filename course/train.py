@@ -216,7 +216,7 @@ def fit(model, loss_fn, optimizer, X, y, epochs=1, batch_size=None, validation=N
                     "smaller one (e.g. a tenth)"
                 )
             optimizer.zero_grad()
-            if skip_dx:  # the first layer needs no gradient for the data: skip that product
+            if skip_dx:
                 model.backward(dy, input_grad=False)
             else:
                 model.backward(dy)
