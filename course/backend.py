@@ -17,7 +17,6 @@ Library code never imports NumPy or CuPy directly to compute; it asks
 functions. This is what lets a test run the library on ``array_api_strict``.
 """
 import importlib
-import types
 
 import numpy as np
 
@@ -28,28 +27,7 @@ _GPU_HELP = (
     "use(\"auto\") falls back to the CPU instead of raising."
 )
 
-_state = {"device": "cpu", "xp": np}
-
-
-def _fast_numpy():
-    """NumPy's namespace, with ``sum``, ``max`` and ``argmax`` called without the
-    Python-level wrappers they usually go through.
-
-    Each wrapper costs about a microsecond per call. On MNIST-sized arrays that
-    is nothing, but in per-sample SGD on a tiny network (seed 002's 10^6
-    steps) the arrays hold a handful of numbers and these calls were a sixth
-    of the run. The results are identical: ``np.sum`` calls ``np.add.reduce``.
-    (``nn.Dense`` takes the same care with its matrix products, see ``nn._matmul``.)
-    """
-    fast = types.SimpleNamespace(**{k: getattr(np, k) for k in dir(np) if not k.startswith("__")})
-    fast.__name__ = "numpy"
-    fast.sum = lambda x, axis=None, keepdims=False: np.add.reduce(x, axis=axis, keepdims=keepdims)
-    fast.max = lambda x, axis=None, keepdims=False: np.maximum.reduce(x, axis=axis, keepdims=keepdims)
-    fast.argmax = lambda x, axis=None, keepdims=False: x.argmax(axis=axis, keepdims=keepdims)
-    return fast
-
-
-NUMPY = _fast_numpy()
+_state = {"device": "cpu", "xp": np, "array_device": None}
 
 
 def _cupy():
@@ -67,21 +45,33 @@ def _cupy():
     return cupy
 
 
-def use(device="cpu"):
-    """Choose where new arrays live: ``"cpu"``, ``"gpu"`` or ``"auto"``.
+def use(device="cpu", array_device=None):
+    """Choose where new arrays live: ``"cpu"``, ``"gpu"``, ``"auto"`` or an array namespace.
 
     Args:
         device: ``"cpu"`` (NumPy), ``"gpu"`` (CuPy; raises ``RuntimeError`` with
-            instructions when there is no GPU) or ``"auto"`` (GPU if possible,
-            else CPU with a one-line note).
+            instructions when there is no GPU), ``"auto"`` (GPU if possible,
+            else CPU with a one-line note), or any array-API namespace (or its
+            module), e.g. ``array_api_strict``.
+        array_device: with a namespace, the device new arrays go to, e.g.
+            ``array_api_strict.Device("device1")``; default its default device.
 
     Returns:
-        The device now in use, ``"cpu"`` or ``"gpu"``.
+        The device now in use: ``"cpu"``, ``"gpu"``, or the namespace's name.
     """
+    if not isinstance(device, str):
+        if not hasattr(device, "asarray"):
+            raise ValueError(f"device must be 'cpu', 'gpu', 'auto' or an array namespace, "
+                             f"got {device!r}")
+        name = getattr(device, "__name__", type(device).__name__)
+        _state.update(device=name, xp=device, array_device=array_device)
+        return name
+    if array_device is not None:
+        raise ValueError("array_device goes with an array namespace, not with a device name")
     if device not in ("cpu", "gpu", "auto"):
-        raise ValueError(f"device must be 'cpu', 'gpu' or 'auto', got {device!r}")
+        raise ValueError(f"device must be 'cpu', 'gpu', 'auto' or an array namespace, got {device!r}")
     if device == "cpu":
-        _state.update(device="cpu", xp=np)
+        _state.update(device="cpu", xp=np, array_device=None)
         return "cpu"
     try:
         cupy = _cupy()
@@ -89,44 +79,63 @@ def use(device="cpu"):
         if device == "gpu":
             raise
         print(f"No GPU found, using the CPU (NumPy). ({str(exc).split('.')[0]}.)")
-        _state.update(device="cpu", xp=np)
+        _state.update(device="cpu", xp=np, array_device=None)
         return "cpu"
-    _state.update(device="gpu", xp=cupy)
+    _state.update(device="gpu", xp=cupy, array_device=None)
     return "gpu"
 
 
 def device():
-    """The device in use: ``"cpu"`` or ``"gpu"``."""
+    """The device in use: ``"cpu"``, ``"gpu"``, or the name of the namespace given to ``use``."""
     return _state["device"]
 
 
 def xp():
-    """The array module in use: ``numpy`` on the CPU, ``cupy`` on the GPU."""
+    """The array module in use: ``numpy`` on the CPU, ``cupy`` on the GPU, or the namespace given."""
     return _state["xp"]
 
 
 def namespace(x, *more):
     """The array-API namespace that owns the arrays ``x, *more`` (NumPy, CuPy, array_api_strict, ...).
 
-    x, more: one or more arrays, any shapes (Python numbers and lists count as NumPy).
-    NumPy arrays give ``NUMPY``: NumPy itself (NumPy 2 follows the array API)
-    with faster reductions, see ``_fast_numpy``.
+    x, more: one or more arrays, any shapes. NumPy arrays, NumPy scalars and
+    plain Python numbers and lists give ``numpy`` itself (NumPy 2 follows the
+    array API); other arrays give what ``array_api_compat.array_namespace`` finds.
     """
-    if type(x) is np.ndarray and not more:  # the common case, checked first: it is cheap
-        return NUMPY
+    if type(x) is np.ndarray and not more:  # the common case first: it is the quickest check
+        return np
     arrays = (x, *more)
-    if all(isinstance(a, (np.ndarray, np.generic)) for a in arrays):
-        return NUMPY
-    if all(isinstance(a, (int, float, list, tuple)) for a in arrays):
-        return NUMPY  # plain Python numbers and lists, e.g. sigmoid(0.0)
+    if all(isinstance(a, (np.ndarray, np.generic, int, float, list, tuple)) for a in arrays):
+        return np
     import array_api_compat
 
     return array_api_compat.array_namespace(*arrays)
 
 
 def asarray(x, dtype=None):
-    """Put ``x`` (any shape) on the active device, converting to ``dtype`` if given."""
-    return _state["xp"].asarray(x, dtype=dtype)
+    """Put ``x`` (any shape) on the active device, converting to ``dtype`` if given.
+
+    ``dtype`` may be a NumPy dtype (``np.float32``) whatever the namespace: it is
+    looked up by name in the namespace in use (``xp.float32``).
+    """
+    xp = _state["xp"]
+    if xp is np or _state["device"] == "gpu":
+        return xp.asarray(x, dtype=dtype)
+    return xp.asarray(x, dtype=dtype_in(xp, dtype), device=_state["array_device"])
+
+
+def dtype_in(xp, dtype):
+    """The namespace ``xp``'s own dtype for ``dtype`` (a NumPy dtype such as ``np.float32``, or xp's).
+
+    NumPy and CuPy take NumPy dtypes; another namespace has its own dtype
+    objects, found by name (``np.float32`` -> ``xp.float32``).
+    """
+    if dtype is None or xp is np:
+        return dtype
+    try:
+        return getattr(xp, np.dtype(dtype).name)
+    except TypeError:  # not a NumPy dtype: already one of xp's
+        return dtype
 
 
 def to_numpy(x):

@@ -37,25 +37,26 @@ def rel_error(a, b, floor=1e-12):
 def numerical_gradient(f, x, h=1e-5):
     """Centred-difference gradient of the scalar function ``f()`` w.r.t. the array ``x``.
 
-    ``x`` (any shape, float64) is changed in place one entry at a time and
-    restored, so ``f`` must read it; returns df/dx with the shape of ``x``.
+    ``x`` (any shape, float64, any array namespace) is changed in place one
+    entry at a time and restored, so ``f`` must read it; returns df/dx with the
+    shape of ``x``, in the namespace and on the device of ``x``.
     """
-    if x.dtype != np.float64:
+    xp = namespace(x)
+    if x.dtype != xp.float64:
         raise TypeError(
             f"gradient checks need float64 arrays, got {x.dtype}: rounding in lower "
             "precision swamps the finite differences (build the model with dtype=np.float64)"
         )
-    grad = np.zeros(x.shape)
-    flat_grad = grad.reshape(-1)
-    for i, index in enumerate(np.ndindex(*x.shape)):
+    grad = np.zeros(tuple(x.shape))
+    for index in np.ndindex(*x.shape):
         old = float(x[index])
         x[index] = old + h
         f_plus = float(f())
         x[index] = old - h
         f_minus = float(f())
         x[index] = old
-        flat_grad[i] = (f_plus - f_minus) / (2 * h)
-    return grad
+        grad[index] = (f_plus - f_minus) / (2 * h)
+    return grad if xp is np else xp.asarray(grad, device=x.device)
 
 
 def check_gradients(model, loss_fn, X, y, h=1e-5):
@@ -74,8 +75,7 @@ def check_gradients(model, loss_fn, X, y, h=1e-5):
     model.backward(dy)
     worst = 0.0
     for p in model.parameters():
-        analytic = np.array(to_numpy(p.grad), dtype=np.float64)
-        worst = max(worst, rel_error(analytic, numerical_gradient(loss, p.data, h)))
+        worst = max(worst, rel_error(p.grad, numerical_gradient(loss, p.data, h)))
     return worst
 
 
@@ -86,7 +86,8 @@ def check_module(module, x, h=1e-5, seed=0):
     w.r.t. the output is G. x: (N, D) float64. Returns the largest relative error.
     """
     xp = namespace(x)
-    G = xp.asarray(np.random.default_rng(seed).standard_normal(tuple(module(x).shape)))
+    G = np.random.default_rng(seed).standard_normal(tuple(module(x).shape))
+    G = G if xp is np else xp.asarray(G, device=x.device)
 
     def loss():
         return xp.sum(module(x) * G)
@@ -94,6 +95,9 @@ def check_module(module, x, h=1e-5, seed=0):
     module.zero_grad()
     module(x)
     dx = module.backward(G)
+    if dx is None:
+        raise ValueError(f"{module!r}.backward returned None: set module.input_grad = True "
+                         "to check the gradient with respect to its input")
     worst = rel_error(dx, numerical_gradient(loss, x, h))
     for p in module.parameters():
         worst = max(worst, rel_error(p.grad, numerical_gradient(loss, p.data, h)))

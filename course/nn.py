@@ -3,34 +3,29 @@
 Arrays are batch-first: ``X`` is ``(N, D)``, one example per row. A dense layer
 computes ``Z = X @ W + b`` with ``W: (n_in, n_out)`` and ``b: (n_out,)``.
 (PyTorch's ``nn.Linear`` stores the transpose, ``(n_out, n_in)``, and computes
-``X @ W.T + b``; the seeds' column-vector notation writes ``W x + b``.)
+``X @ W.T + b``; column-vector notation writes ``W x + b``.)
 
 Every module follows one contract:
 
     out = m(x)            # forward: computes and caches what backward needs
     dx = m.backward(dout) # backward: adds dL/dparam into each .grad, returns dL/dx
-    m.parameters()        # list of Parameter
+    m.parameters()        # every Parameter, of m and of the modules inside it
     m.zero_grad()         # set every .grad to 0
+    m.train(), m.eval()   # training or evaluation mode (m.training), for m and its modules
 
 Gradients accumulate (``+=``) as in PyTorch, so call ``zero_grad()`` (or the
-optimizer's) before each backward pass.
+optimizer's) before each backward pass. ``backward`` checks that ``dout`` has
+the shape of the output, and raises ``RuntimeError`` when no forward came first.
+
+The first layer of a network needs no gradient with respect to the data. Setting
+``m.input_grad = False`` lets a module skip that work (its backward then returns
+None); ``train.fit`` does this for the model it trains. For a ``Sequential``
+the flag is its first layer's.
 """
 import numpy as np
 
 from course import activations, backend, init as initializers
 from course.backend import namespace
-
-
-def _matmul(a, b):
-    """a: (N, K) @ b: (K, M) -> (N, M), the matrix product of two 2-D arrays.
-
-    NumPy arrays are multiplied with ``a.dot(b)``, the same product as ``a @ b``
-    for 2-D arrays: on the tiny matrices of per-sample SGD, ``@`` spends about
-    0.9 microseconds in NumPy's dispatch and ``dot`` 0.3.
-    """
-    if type(a) is np.ndarray:
-        return a.dot(b)
-    return namespace(a).matmul(a, b)
 
 
 class Parameter:
@@ -51,7 +46,15 @@ class Parameter:
 
 
 class Module:
-    """Base class: subclasses implement ``forward(x)`` and ``backward(dout)``."""
+    """Base class: subclasses implement ``forward(x)`` and ``backward(dout)``.
+
+    Parameters and sub-modules are found by looking at the attributes: a
+    ``Parameter``, a ``Module``, or a list or tuple of them. Nothing needs to be
+    registered, so a student's own module that holds a ``Dense`` just works.
+    """
+
+    training = True  # training mode (m.train()) or evaluation mode (m.eval())
+    input_grad = True  # False: backward may skip dL/dx and return None
 
     def __call__(self, x):
         """out = m(x) is ``m.forward(x)``: x: (N, D) -> out: (N, M)."""
@@ -59,32 +62,85 @@ class Module:
 
     def forward(self, x):
         """x: (N, D) -> out: (N, M); caches what ``backward`` needs."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define forward(x)")
 
     def backward(self, dout):
         """dout = dL/dout: (N, M) -> dL/dx: (N, D); adds into each parameter's ``.grad``."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define backward(dout)")
+
+    def _members(self):
+        """The attributes that are Parameters or Modules, in order: (name, member) pairs."""
+        for name, value in vars(self).items():
+            items = value if isinstance(value, (list, tuple)) else [value]
+            for i, item in enumerate(items):
+                if isinstance(item, (Parameter, Module)):
+                    yield (name if items is not value else f"{name}[{i}]"), item
+
+    def children(self):
+        """The modules held directly by this one (attributes, lists and tuples), in order."""
+        return [m for _, m in self._members() if isinstance(m, Module)]
 
     def parameters(self):
-        """All Parameters of this module and the modules inside it."""
-        return [v for v in vars(self).values() if isinstance(v, Parameter)]
+        """Every Parameter of this module and of the modules inside it, each once, in order."""
+        found = {}  # a dict keeps the order and drops repeats (a layer used twice)
+        for _, member in self._members():
+            for p in member.parameters() if isinstance(member, Module) else [member]:
+                found[id(p)] = p
+        return list(found.values())
 
     def zero_grad(self):
         """Set every parameter's ``.grad`` to 0 (in place, same shape)."""
         for p in self.parameters():
             p.grad[...] = 0
 
+    def train(self, mode=True):
+        """Put this module and every module inside it in training mode (``mode=False``: evaluation).
+
+        Returns the module. Layers such as dropout behave differently in the two modes.
+        """
+        self.training = bool(mode)
+        for child in self.children():
+            child.train(mode)
+        return self
+
+    def eval(self):
+        """Evaluation mode for this module and every module inside it; returns the module."""
+        return self.train(False)
+
+    def _check_backward(self, dout, out_shape):
+        """Raise the errors every backward shares: no forward yet, or dout of the wrong shape.
+
+        out_shape: the shape of the last forward's output (None when there was none).
+        """
+        if out_shape is None:
+            raise RuntimeError(f"{self!r}.backward was called before forward: "
+                               "run the forward pass first (out = m(x)), then backward")
+        if tuple(dout.shape) != tuple(out_shape):
+            raise ValueError(f"{self!r}.backward expects dout of shape {tuple(out_shape)}, "
+                             f"the shape of its output, but got {tuple(dout.shape)}")
+
+    def __repr__(self):
+        inner = "".join(f"\n  ({name}): " + repr(m).replace("\n", "\n  ")
+                        for name, m in self._members() if isinstance(m, Module))
+        return f"{type(self).__name__}({inner}\n)" if inner else f"{type(self).__name__}()"
+
     def to(self, device):
-        """Move the parameters to ``"cpu"``, ``"gpu"`` or any array-API namespace; returns self."""
-        if device == "cpu":
-            move = backend.to_numpy
-        elif device == "gpu":
-            xp = backend._cupy()
-            move = xp.asarray
+        """Move the parameters to ``"cpu"``, ``"gpu"``, an array-API namespace or a device; returns self.
+
+        device: ``"cpu"`` (NumPy), ``"gpu"`` (CuPy), an array namespace such as
+        ``array_api_strict`` (its default device), or a device object of the
+        parameters' own namespace (moved with ``x.to_device(device)``).
+        """
+        if isinstance(device, str):
+            if device not in ("cpu", "gpu"):
+                raise ValueError(f"device must be 'cpu', 'gpu', an array namespace or a device, "
+                                 f"got {device!r}")
+            move = backend.to_numpy if device == "cpu" else backend._cupy().asarray
         elif hasattr(device, "asarray"):
             move = device.asarray
         else:
-            raise ValueError(f"device must be 'cpu', 'gpu' or an array namespace, got {device!r}")
+            def move(x):
+                return x.to_device(device)
         for p in self.parameters():
             p.data = move(p.data)
             p.grad = move(p.grad)
@@ -130,95 +186,112 @@ class Dense(Module):
                 f"convert the input first, e.g. X.astype(np.{self.W.data.dtype})"
             )
         self.X = X
-        # b[None, :] is b as a (1, n_out) row, added to every row of X @ W (broadcasting);
-        # written as a row, one example is added faster (0.4 instead of 0.8 microseconds)
-        return _matmul(X, self.W.data) + self.b.data[None, :]  # X @ W + b
+        return X @ self.W.data + self.b.data
 
-    def backward(self, dout, input_grad=True):
-        """dout: (N, n_out) -> dX: (N, n_in); adds dW = X^T dout, db = sum_rows(dout).
+    def backward(self, dout):
+        """dout: (N, n_out) -> dX: (N, n_in); adds dW = X^T dout: (n_in, n_out), db = sum_rows(dout).
 
-        With ``input_grad=False`` dX is not computed (None is returned): the
+        With ``input_grad`` False, dX is not computed and None is returned: the
         first layer of a network needs no gradient for the data, and skipping
         that product saves about a sixth of the work of a training step.
         """
-        if self.X is None:
-            raise RuntimeError(f"{self!r}.backward called before forward")
-        if dout.shape != (self.X.shape[0], self.n_out):  # array-API shapes are tuples
-            raise ValueError(
-                f"{self!r}.backward expects dout of shape {(self.X.shape[0], self.n_out)}, "
-                f"got {tuple(dout.shape)}"
-            )
-        self.W.grad += _matmul(self.X.T, dout)  # X^T @ dout
-        # one example (per-sample SGD): the sum over rows is that row, without a reduction
-        self.b.grad += dout[0] if dout.shape[0] == 1 else namespace(dout).sum(dout, axis=0)
-        return _matmul(dout, self.W.data.T) if input_grad else None  # dout @ W^T
+        self._check_backward(dout, None if self.X is None else (self.X.shape[0], self.n_out))
+        self.W.grad += self.X.T @ dout
+        self.b.grad += namespace(dout).sum(dout, axis=0)
+        return dout @ self.W.data.T if self.input_grad else None
 
 
 class Activation(Module):
-    """A parameter-free elementwise layer: out = g(z), dz = dout * g'(z)."""
+    """A parameter-free elementwise layer: out = g(z), and backward dz = dout * g'(z).
 
-    function = staticmethod(activations.identity)
-    derivative = staticmethod(activations.identity_derivative)
+    A subclass defines ``function(z)``, which is g, and ``derivative(z, out)``,
+    which is g'(z); it gets the output too, because sigmoid and tanh write their
+    derivatives most cheaply through it.
+    """
 
-    def __repr__(self):
-        return f"{type(self).__name__}()"
+    z = out = None  # the last forward's input and output
+
+    def function(self, z):
+        """g(z).  z: any shape -> same shape."""
+        raise NotImplementedError(f"{type(self).__name__} must define function(z)")
+
+    def derivative(self, z, out):
+        """g'(z), given z and out = g(z).  z, out: any shape -> same shape."""
+        raise NotImplementedError(f"{type(self).__name__} must define derivative(z, out)")
 
     def forward(self, z):
-        """z: any shape -> out: same shape."""
-        self.z = z
-        return self.function(z)
+        """z: any shape -> out: same shape (z and out are cached for backward)."""
+        self.z, self.out = z, self.function(z)
+        return self.out
 
     def backward(self, dout):
-        """dout: shape of z -> dz: same shape."""
-        return dout * self.derivative(self.z)
+        """dout: shape of z -> dz: same shape, dout * g'(z)."""
+        self._check_backward(dout, None if self.z is None else self.z.shape)
+        return dout * self.derivative(self.z, self.out) if self.input_grad else None
 
 
 class Identity(Activation):
-    """g(z) = z."""
+    """g(z) = z, with dz = dout."""
+
+    def function(self, z):
+        """z: any shape -> z."""
+        return z
+
+    def derivative(self, z, out):
+        """1 everywhere.  z: any shape -> same shape."""
+        return activations.identity_derivative(z)
 
 
 class Step(Activation):
     """Heaviside step; its backward raises, because its derivative is useless for learning."""
 
-    function = staticmethod(activations.step)
-    derivative = staticmethod(activations.step_derivative)
+    def function(self, z):
+        """1 where z > 0, else 0.  z: any shape -> same shape."""
+        return activations.step(z)
 
-
-class Tanh(Activation):
-    """tanh, with dz = dout * (1 - out^2)."""
-
-    def forward(self, z):
-        """z: any shape -> out: same shape, tanh(z) (cached for backward)."""
-        self.out = activations.tanh(z)
-        return self.out
-
-    def backward(self, dout):
-        """dout: shape of z -> dz: same shape, dout * (1 - out^2)."""
-        return dout * (1.0 - self.out * self.out)
+    def derivative(self, z, out):
+        """Raises ValueError: the step has no usable derivative."""
+        return activations.step_derivative(z)
 
 
 class Sigmoid(Activation):
     """Logistic sigmoid, with dz = dout * out * (1 - out)."""
 
-    def forward(self, z):
-        """z: any shape -> out: same shape, sigmoid(z) (cached for backward)."""
-        self.out = activations.sigmoid(z)
-        return self.out
+    def function(self, z):
+        """sigmoid(z).  z: any shape -> same shape."""
+        return activations.sigmoid(z)
 
-    def backward(self, dout):
-        """dout: shape of z -> dz: same shape, dout * out * (1 - out)."""
-        return dout * self.out * (1.0 - self.out)
+    def derivative(self, z, out):
+        """out (1 - out).  z, out: any shape -> same shape."""
+        return out * (1.0 - out)
+
+
+class Tanh(Activation):
+    """tanh, with dz = dout * (1 - out^2)."""
+
+    def function(self, z):
+        """tanh(z).  z: any shape -> same shape."""
+        return activations.tanh(z)
+
+    def derivative(self, z, out):
+        """1 - out^2.  z, out: any shape -> same shape."""
+        return 1.0 - out * out
 
 
 class ReLU(Activation):
     """max(z, 0), with dz = dout where z > 0 else 0."""
 
-    function = staticmethod(activations.relu)
-    derivative = staticmethod(activations.relu_derivative)
+    def function(self, z):
+        """max(z, 0).  z: any shape -> same shape."""
+        return activations.relu(z)
+
+    def derivative(self, z, out):
+        """1 where z > 0, else 0.  z: any shape -> same shape."""
+        return activations.relu_derivative(z)
 
 
 class LeakyReLU(Activation):
-    """z if z > 0 else alpha * z."""
+    """z if z > 0 else alpha * z, with dz = dout where z > 0 else alpha * dout."""
 
     def __init__(self, alpha=0.01):
         if not alpha >= 0:
@@ -226,24 +299,27 @@ class LeakyReLU(Activation):
         self.alpha = alpha
 
     def __repr__(self):
-        return f"LeakyReLU({self.alpha})"
+        return f"LeakyReLU(alpha={self.alpha})"
 
-    def forward(self, z):
-        """z: any shape -> out: same shape."""
-        self.z = z
+    def function(self, z):
+        """z where z > 0, else alpha z.  z: any shape -> same shape."""
         return activations.leaky_relu(z, self.alpha)
 
-    def backward(self, dout):
-        """dout: shape of z -> dz: same shape, dout where z > 0 else alpha * dout."""
-        return dout * activations.leaky_relu_derivative(self.z, self.alpha)
+    def derivative(self, z, out):
+        """1 where z > 0, else alpha.  z: any shape -> same shape."""
+        return activations.leaky_relu_derivative(z, self.alpha)
 
 
-class Softmax(Activation):
+class Softmax(Module):
     """Softmax over the last axis.  z: (N, K) -> out: (N, K).
 
-    For classification prefer ``losses.softmax_cross_entropy`` on the logits:
-    it fuses the two steps and is more stable.
+    Not elementwise: each output depends on the whole row, so backward uses the
+    Jacobian (see ``activations.softmax_backward``). For classification prefer
+    ``losses.softmax_cross_entropy`` on the logits: it fuses the two steps and
+    is more stable.
     """
+
+    out = None
 
     def forward(self, z):
         """z: (N, K) -> out: (N, K), each row summing to 1 (cached for backward)."""
@@ -252,19 +328,25 @@ class Softmax(Activation):
 
     def backward(self, dout):
         """dout: (N, K) -> dz: (N, K)."""
-        return activations.softmax_backward(self.out, dout)
+        self._check_backward(dout, None if self.out is None else self.out.shape)
+        return activations.softmax_backward(self.out, dout) if self.input_grad else None
 
 
 class Sequential(Module):
     """Layers applied in order; backward runs them in reverse.  Indexable: ``model[0].W``."""
 
     def __init__(self, *layers):
+        if not layers:
+            raise ValueError("Sequential needs at least one layer")
         for i, layer in enumerate(layers):
             if not isinstance(layer, Module):
                 raise TypeError(f"Sequential: layer {i} is {layer!r}, not a course.nn Module")
         self.layers = list(layers)
 
     def __getitem__(self, i):
+        """model[i] is the i-th layer; a slice gives a Sequential of those layers."""
+        if isinstance(i, slice):
+            return Sequential(*self.layers[i])
         return self.layers[i]
 
     def __len__(self):
@@ -274,12 +356,18 @@ class Sequential(Module):
         return iter(self.layers)
 
     def __repr__(self):
-        inner = ",\n  ".join(repr(layer) for layer in self.layers)
-        return f"Sequential(\n  {inner}\n)"
+        inner = "".join(f"\n  ({i}): " + repr(layer).replace("\n", "\n  ")
+                        for i, layer in enumerate(self.layers))
+        return f"Sequential({inner}\n)"
 
-    def parameters(self):
-        """All Parameters of the layers, first layer first."""
-        return [p for layer in self.layers for p in layer.parameters()]
+    @property
+    def input_grad(self):
+        """Whether backward computes dL/dx: the first layer's flag (setting it sets the first layer's)."""
+        return self.layers[0].input_grad
+
+    @input_grad.setter
+    def input_grad(self, flag):
+        self.layers[0].input_grad = flag
 
     def forward(self, x):
         """x: (N, D) -> out: (N, M), the output of the last layer (M its width)."""
@@ -290,17 +378,11 @@ class Sequential(Module):
                 raise type(exc)(f"layer {i} of the Sequential: {exc}") from None
         return x
 
-    def backward(self, dout, input_grad=True):
-        """dout = dL/dout: (N, M), shaped like the output -> dL/dx: (N, D).
-
-        ``input_grad=False`` skips dL/dx when the first layer is Dense (returns None).
-        """
-        first = self.layers[0]
-        for layer in reversed(self.layers[1:]):
+    def backward(self, dout):
+        """dout = dL/dout: (N, M), shaped like the output -> dL/dx: (N, D) (None if not input_grad)."""
+        for layer in reversed(self.layers):
             dout = layer.backward(dout)
-        if isinstance(first, (Dense, Sequential)):
-            return first.backward(dout, input_grad)
-        return first.backward(dout)
+        return dout
 
 
 _ACTIVATIONS = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh, "leaky_relu": LeakyReLU,
@@ -310,9 +392,10 @@ _ACTIVATIONS = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh, "leaky_relu": Le
 def mlp(sizes, activation="relu", init=None, rng=None, dtype=np.float64):
     """A multilayer perceptron: Dense layers of ``sizes`` with ``activation`` between them.
 
-    ``mlp([784, 256, 10])`` is Dense(784, 256), ReLU, Dense(256, 10); the last
-    layer outputs logits (no activation). ``init`` defaults to He for ReLU-like
-    activations and Xavier otherwise. One ``rng`` seeds all layers in turn.
+    ``mlp([784, 256, 10])`` is Dense(784, 256), ReLU, Dense(256, 10): it maps
+    X: (N, 784) to logits: (N, 10) (the last layer has no activation).
+    ``init`` defaults to He for ReLU-like activations and Xavier otherwise.
+    One ``rng`` seeds all layers in turn.
     """
     if activation not in _ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(_ACTIVATIONS)}")

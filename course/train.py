@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from course import backend, data, nn
+from course import backend, data
 from course.backend import namespace
 
 
@@ -96,8 +96,8 @@ def _correct(y_hat, labels):
     """Number of right predictions (an array scalar).  y_hat: (N, K) or (N, 1); labels: (N,) or (N, 1)."""
     xp = namespace(y_hat)
     if y_hat.shape[1] == 1:
-        return xp.sum((y_hat > 0.5) == (labels > 0.5))
-    return xp.sum(xp.argmax(y_hat, axis=1) == labels)
+        return xp.count_nonzero((y_hat > 0.5) == (labels > 0.5))
+    return xp.count_nonzero(xp.argmax(y_hat, axis=1) == labels)
 
 
 def _labels(y):
@@ -125,11 +125,11 @@ def _accuracy_applies(y):
 
 
 def _on_device(arrays, like):
-    """Move arrays (once) to the device and namespace of the array ``like``."""
+    """Move arrays (once) to the namespace and device of the array ``like`` (e.g. a weight)."""
     xp = namespace(like)
-    if xp is backend.NUMPY:
+    if xp is np:
         return [backend.to_numpy(a) for a in arrays]
-    return [xp.asarray(a) for a in arrays]
+    return [xp.asarray(a, device=like.device) for a in arrays]
 
 
 def evaluate(model, loss_fn, X, y, batch_size=1024, metrics=("accuracy",)):
@@ -137,17 +137,25 @@ def evaluate(model, loss_fn, X, y, batch_size=1024, metrics=("accuracy",)):
 
     X: (N, D); y: as ``loss_fn`` expects. Returns a dict such as
     ``{"loss": 0.08, "accuracy": 0.976}`` (accuracy only where it applies).
+    The model runs in evaluation mode (``model.eval()``), and is put back in
+    the mode it was in.
     """
     X, y = _on_device([X, y], model.parameters()[0].data)
     n = X.shape[0]
+    if n == 0:
+        raise ValueError("evaluate: got an empty batch (X has no rows)")
     total, correct = 0.0, 0.0
     want_accuracy = "accuracy" in metrics and _accuracy_applies(y)
-    for start in range(0, n, batch_size or n):
-        X_b, y_b = X[start:start + (batch_size or n)], y[start:start + (batch_size or n)]
-        y_hat = model(X_b)
-        total += loss_fn(y_hat, y_b)[0] * X_b.shape[0]
-        if want_accuracy:
-            correct += accuracy(y_hat, y_b) * X_b.shape[0]
+    was_training = model.training
+    model.eval()  # dropout off, batch normalisation on its running statistics
+    try:
+        for X_b, y_b in data.batches(X, y, batch_size, shuffle=False):
+            y_hat = model(X_b)
+            total += loss_fn(y_hat, y_b)[0] * X_b.shape[0]
+            if want_accuracy:
+                correct += accuracy(y_hat, y_b) * X_b.shape[0]
+    finally:
+        model.train(was_training)
     result = {"loss": total / n}
     if want_accuracy:
         result["accuracy"] = correct / n
@@ -182,6 +190,11 @@ def fit(model, loss_fn, optimizer, X, y, epochs=1, batch_size=None, validation=N
         callbacks: functions ``f(epoch, history, model)`` called after each
             epoch; one returning True stops training.
 
+    The model trains in training mode (``model.train()``) and is validated in
+    evaluation mode; when ``fit`` returns, it is in the mode it was in before.
+    While training, ``model.input_grad`` is False: the gradient with respect
+    to X is never used, so the first layer skips it.
+
     Raises ``TrainingDiverged`` (naming the epoch and batch) when the loss
     becomes NaN or infinite; training stops before that batch updates the weights.
     """
@@ -192,8 +205,6 @@ def fit(model, loss_fn, optimizer, X, y, epochs=1, batch_size=None, validation=N
     X, y = _on_device([X, y], model.parameters()[0].data)
     n = X.shape[0]
     size = n if batch_size is None else batch_size
-    # the first layer needs no gradient for the data: skip that product when we can
-    skip_dx = isinstance(model, (nn.Sequential, nn.Dense))
     n_batches = -(-n // size) if size > 0 else 0
     want_accuracy = "accuracy" in metrics and _accuracy_applies(y)
     rng = np.random.default_rng(seed)
@@ -216,10 +227,7 @@ def fit(model, loss_fn, optimizer, X, y, epochs=1, batch_size=None, validation=N
                     "smaller one (e.g. a tenth)"
                 )
             optimizer.zero_grad()
-            if skip_dx:
-                model.backward(dy, input_grad=False)
-            else:
-                model.backward(dy)
+            model.backward(dy)
             optimizer.step()
             total += loss * X_b.shape[0]
             if want_accuracy:
@@ -235,6 +243,11 @@ def fit(model, loss_fn, optimizer, X, y, epochs=1, batch_size=None, validation=N
         record["time"] = time.perf_counter() - start
         return record
 
+    # The model's mode and input_grad flag are restored when fit returns. The first layer
+    # needs no gradient with respect to the data: input_grad = False skips that product.
+    was_training, input_grad = model.training, model.input_grad
+    model.train()  # evaluate() switches to evaluation mode for validation, and back
+    model.input_grad = False
     # Overflow on the way to a NaN loss is reported once, by the check above, not as warnings.
     with np.errstate(over="ignore", invalid="ignore"):
         try:
@@ -252,6 +265,8 @@ def fit(model, loss_fn, optimizer, X, y, epochs=1, batch_size=None, validation=N
                   f"the history of the {len(history)} finished epochs and the current weights "
                   "are kept.")
         finally:
+            model.train(was_training)
+            model.input_grad = input_grad
             if bar is not None:
                 bar.close()
     return history

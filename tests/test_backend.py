@@ -15,7 +15,7 @@ def test_default_is_numpy_on_the_cpu():
 
 
 def test_unknown_device_is_refused():
-    with pytest.raises(ValueError, match="'cpu', 'gpu' or 'auto'"):
+    with pytest.raises(ValueError, match="'cpu', 'gpu', 'auto' or an array namespace"):
         backend.use("tpu")
 
 
@@ -110,18 +110,34 @@ def test_import_course_stays_light():
     assert out.strip() == "[]"
 
 
-def test_fast_numpy_namespace_gives_numpys_results():
-    """The shortcuts in backend.NUMPY compute what np.sum, np.max and np.argmax compute."""
-    xp = backend.NUMPY
-    rng = np.random.default_rng(0)
-    A = rng.standard_normal((5, 3))
-    assert xp.sum(A, axis=0).shape == (3,) and xp.sum(A, axis=0, keepdims=True).shape == (1, 3)
-    np.testing.assert_array_equal(xp.sum(A, axis=1), np.sum(A, axis=1))
-    assert xp.max(A) == np.max(A) and xp.argmax(A, axis=0).tolist() == np.argmax(A, axis=0).tolist()
-
-
-def test_namespace_of_numpy_arrays_scalars_and_numbers_is_numpy():
+def test_namespace_of_numpy_arrays_scalars_and_numbers_is_numpy_itself():
     a = np.zeros((2, 3))
     for args in [(a,), (a, a), (a, np.float64(1.0)), (np.float32(2.0),), (0.5,), ([1.0, 2.0],),
-                 (np.ma.masked_array(a),)]:  # a subclass takes the general path, same answer
-        assert backend.namespace(*args) is backend.NUMPY, args
+                 (np.ma.masked_array(a),)]:
+        assert backend.namespace(*args) is np, args
+    xp = backend.namespace(np.ones(3, dtype=np.float32))
+    assert xp.sum(np.ones(3, dtype=np.float32), dtype=np.float64).dtype == np.float64
+
+
+def test_import_course_nn_adds_only_course_modules_to_numpy():
+    """No namespace copying or optional packages at import: course.nn costs numpy plus its own files."""
+    code = ("import sys, numpy; before = set(sys.modules); import course.nn; "
+            "print(sorted(set(sys.modules) - before))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    added = eval(out)
+    assert added and all(name == "course" or name.startswith("course.") for name in added), added
+
+
+def test_use_accepts_an_array_namespace_and_its_device(xps):
+    device1 = xps.Device("device1")
+    assert backend.use(xps, array_device=device1) == "array_api_strict"
+    layer = nn.Dense(3, 2, rng=0, dtype=np.float32)
+    assert backend.namespace(layer.W.data) is not np and layer.W.data.device == device1
+    assert layer.W.data.dtype == xps.float32 and layer.b.grad.device == device1
+    assert backend.xp() is xps and backend.device() == "array_api_strict"
+    with pytest.raises(ValueError, match="array namespace"):
+        backend.use(object())
+    with pytest.raises(ValueError, match="array_device goes with an array namespace"):
+        backend.use("cpu", array_device=device1)
+    backend.use("cpu")
+    assert isinstance(nn.Dense(1, 1).W.data, np.ndarray)

@@ -29,8 +29,8 @@ def test_float32_is_refused_with_advice():
 class BrokenDense(nn.Dense):
     """A dense layer whose weight gradient forgets a transpose-free factor of 2."""
 
-    def backward(self, dout, input_grad=True):
-        dx = super().backward(dout, input_grad)
+    def backward(self, dout):
+        dx = super().backward(dout)
         self.W.grad *= 2
         return dx
 
