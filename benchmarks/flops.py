@@ -29,6 +29,7 @@ def harness_overhead(n, dtype=np.float32, repeats=5):
 
 
 def main(argv=()):
+    """Print the BLAS-level table, the estimated peak, the bandwidth and the harness's overhead."""
     if "--gpu" in argv:
         backend.use("gpu")
     print(f"device: {backend.device()}; BLAS levels, median of 5 timed calls after a warm-up")

@@ -37,6 +37,7 @@ def submission(source, path):
 
 
 async def _plain(paths, jobs):
+    """Execute each notebook in a fresh kernel and folder, at most ``jobs`` at once."""
     gate = asyncio.Semaphore(jobs)
 
     async def one(path):
@@ -51,12 +52,14 @@ async def _plain(paths, jobs):
 
 
 def plain_seconds(paths, jobs=JOBS):
+    """Seconds to execute the notebooks at ``paths`` with plain nbclient, ``jobs`` at a time."""
     start = time.perf_counter()
     asyncio.run(_plain(paths, jobs))
     return time.perf_counter() - start
 
 
 def grade_seconds(source, paths, jobs=JOBS):
+    """Seconds for ``course grade`` to grade ``paths`` against ``source`` (all must earn full marks)."""
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         gradebook = grade.grade_submissions(source, paths, out, jobs=jobs)
@@ -69,6 +72,7 @@ def grade_seconds(source, paths, jobs=JOBS):
 
 
 def main(argv=None):
+    """Parse the command line, alternate the two runs, print the table; returns 0."""
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")  # inherited by the plain kernels, as the grader does
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -8,8 +8,8 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "activations", "backend", "cli", "data", "flops", "gradcheck", "graph",
-    "init", "losses", "neuron", "nn", "optim", "plot", "train", "widgets",
+    "activations", "backend", "cli", "cpu", "data", "flops", "gradcheck", "graph",
+    "init", "losses", "mnist", "module", "neuron", "nn", "optim", "plot", "train", "widgets",
 )
 
 

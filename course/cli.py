@@ -7,7 +7,9 @@
     course grade SOURCE_NOTEBOOK SUBMISSION... --out DIR [--jobs N] [--timeout SECONDS]
                  [--total-timeout SECONDS] [--memory GIB]
                                  grade submissions into DIR/gradebook.csv
-    course bench                 time training against PyTorch and scikit-learn
+
+The benchmarks against peers are not part of the package: they live in benchmarks/ of the
+repository and run with ``python benchmarks/run.py`` (``course bench`` says so).
 """
 import argparse
 import importlib
@@ -17,6 +19,7 @@ REQUIRED_PYTHON = (3, 10)
 
 
 def _line(ok, what, fix=None):
+    """Print an ``[OK]``/``[FAIL]`` line (and the fix after a failure); return ``ok``."""
     text = f"[{'OK' if ok else 'FAIL'}] {what}"
     if not ok and fix:
         text += f"\n       fix: {fix}"
@@ -25,6 +28,7 @@ def _line(ok, what, fix=None):
 
 
 def _package(name, fix):
+    """Check that ``name`` imports, printing its version; return whether it did."""
     try:
         module = importlib.import_module(name)
     except Exception as exc:  # noqa: BLE001 - any import failure is reported, not raised
@@ -34,7 +38,8 @@ def _package(name, fix):
 
 def _widgets():
     """ipywidgets and its JupyterLab extension must be of matching major versions."""
-    fix = 'pip install -e . --upgrade (installs ipywidgets 8 with jupyterlab_widgets 3), then restart JupyterLab'
+    fix = ('pip install -e . --upgrade (installs ipywidgets 8 with jupyterlab_widgets 3), '
+           'then restart JupyterLab')
     try:
         import ipywidgets
         import jupyterlab_widgets
@@ -85,9 +90,9 @@ def info():
         _line(False, "GPU: none found (optional: everything but the GPU part of lesson 07 "
                      "runs on the CPU)", report["gpu_error"])
     try:
-        from course import data
+        from course import mnist
 
-        present, where = data.mnist_status()
+        present, where = mnist.mnist_status()
         _line(present, where,
               "run `course data mnist` while online, or set COURSE_DATA_DIR to a folder "
               "holding the four MNIST files")
@@ -98,10 +103,10 @@ def info():
 
 def data_command(args):
     """Fetch and verify a data set; return the exit status."""
-    from course import data
+    from course import mnist
 
     try:
-        folder = data.fetch_mnist(args.dir)
+        folder = mnist.fetch_mnist(args.dir)
     except (OSError, RuntimeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -110,6 +115,7 @@ def data_command(args):
 
 
 def release_command(args):
+    """Write (or with ``--check`` only compare) the student notebooks; return the exit status."""
     from course.grading import release
 
     return release.main(args.source_dir, args.output_dir, check=args.check)
@@ -127,16 +133,21 @@ def _gigabytes(text):
 
 
 def grade_command(args):
+    """Grade the submissions against the source notebook; return the exit status."""
     from course.grading import grade
 
     return grade.main(args.source, args.submissions, args.out, jobs=args.jobs, timeout=args.timeout,
                       total_timeout=args.total_timeout, memory_limit=args.memory)
 
 
-def bench_command(args):
-    from course import bench
+BENCH_MOVED = ("the benchmarks live in benchmarks/ of the repository: "
+               "run python benchmarks/run.py [--quick] from a checkout")
 
-    return bench.main(quick=args.quick)
+
+def bench_command(args):
+    """``course bench`` is no longer a command: say where the benchmarks are; return 2."""
+    print(f"course bench: {BENCH_MOVED}", file=sys.stderr)
+    return 2
 
 
 def main(argv=None):
@@ -163,9 +174,10 @@ def main(argv=None):
                               help="seconds allowed per submission (default 1800)")
     grade_parser.add_argument("--memory", type=_gigabytes, default=None,
                               help="memory cap per grading kernel in GiB, 0 for none (default 4)")
-    bench_parser = commands.add_parser("bench", help="benchmarks against PyTorch and scikit-learn")
-    bench_parser.add_argument("--quick", action="store_true", help="a short run (fewer epochs)")
-    args = parser.parse_args(argv)
+    commands.add_parser("bench", help="moved: python benchmarks/run.py", add_help=False)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "bench":  # `course bench --quick` gets the message, not an error
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     handlers = {"info": lambda a: info(), "data": data_command, "release": release_command,
                 "grade": grade_command, "bench": bench_command}
     return handlers[args.command](args)

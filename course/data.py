@@ -1,67 +1,26 @@
-"""Data for the course: logic gates, the HH19 ten points, toy 2-D sets, MNIST.
+"""Data for the course: logic gates, the HH19 ten points, toy 2-D sets,
+mini-batches, and MNIST made ready for training.
 
 Shapes follow the library's batch-first convention: inputs ``X: (N, D)``,
 targets ``y: (N,)`` integer labels or ``(N, K)`` one-hot rows.
 
-MNIST comes as four IDX files. ``load_mnist`` looks for them, gzipped
-(``*-ubyte.gz``) or not, in the first of these folders:
-
-1. the ``data_dir`` argument;
-2. the ``COURSE_DATA_DIR`` environment variable;
-3. the user cache, ``$XDG_CACHE_HOME/course/mnist``, which is
-   ``~/.cache/course/mnist`` when XDG_CACHE_HOME is not set.
-
-Missing files are downloaded from public mirrors. Every file is checked
-against the SHA-256 of its *uncompressed* bytes, so any faithful gzip passes,
-and a download is renamed into place only after it has been verified.
+The MNIST loader lives in ``course.mnist``; its public names are available
+here too (``data.load_mnist``, ``data.fetch_mnist``, ``data.mnist_status``,
+``data.MNISTError``, ...), so lessons need only ``from course import data``.
 """
-import gzip
-import hashlib
-import http.client
-import os
-import tempfile
-import urllib.request
-from pathlib import Path
-
 import numpy as np
 
-from course import losses
-
-# name -> (file name without .gz, SHA-256 of the uncompressed bytes)
-MNIST_FILES = {
-    "train_images": (
-        "train-images-idx3-ubyte",
-        "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
-    "train_labels": (
-        "train-labels-idx1-ubyte",
-        "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
-    "test_images": (
-        "t10k-images-idx3-ubyte",
-        "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
-    "test_labels": (
-        "t10k-labels-idx1-ubyte",
-        "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
-}
-MIRRORS = (
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+from course import backend, losses
+from course.mnist import (  # noqa: F401 - re-exported: data.load_mnist etc.
+    MIRRORS,
+    MNIST_FILES,
+    MNISTError,
+    fetch_mnist,
+    load_mnist,
+    mnist_dir,
+    mnist_status,
+    parse_idx,
 )
-TIMEOUT = 5.0  # seconds to wait for a mirror to connect or send more bytes
-
-
-def _how_to_provide():
-    names = ", ".join(f"{name}.gz" for name, _ in MNIST_FILES.values())
-    return (f"To provide the files yourself, put {names} (gzipped or not) in "
-            f"a folder DIR, then either\n"
-            f"  - set the environment variable COURSE_DATA_DIR=DIR, or\n"
-            f"  - call load_mnist(data_dir=DIR), or\n"
-            f"  - run `course data mnist --dir DIR` on a machine with "
-            f"internet access and copy DIR across.")
-
-
-class MNISTError(OSError):
-    """MNIST files are missing, corrupted or could not be downloaded."""
-
 
 # --------------------------------------------------------------- toy sets ---
 
@@ -111,6 +70,7 @@ def _counts(n, k):
 
 
 def _shuffled(X, y, rng):
+    """X: (N, D) and y: (N,) with their rows in one random order drawn from ``rng``."""
     order = rng.permutation(len(y))
     return X[order], y[order]
 
@@ -190,11 +150,15 @@ def batches(X, y, batch_size, shuffle=True, rng=None):
     last batch holding what is left. ``batch_size=None`` gives one full batch.
     Shuffling permutes an index array, so only one batch is copied at a time;
     ``rng`` is a seed or a ``numpy.random.Generator``.
+
+    Any array-API arrays work (NumPy, CuPy, array_api_strict, ...): the batches
+    stay in the arrays' namespace and on their device. The order is drawn with
+    NumPy, so a seed gives the same batches whatever the arrays are.
     """
-    n = len(X)
-    if len(y) != n:
+    n = X.shape[0]
+    if y.shape[0] != n:
         raise ValueError(f"X and y hold different numbers of examples: "
-                         f"X {np.shape(X)}, y {np.shape(y)}")
+                         f"X {tuple(X.shape)}, y {tuple(y.shape)}")
     if batch_size is None:
         batch_size = max(n, 1)
     is_int = isinstance(batch_size, (int, np.integer))
@@ -205,17 +169,37 @@ def batches(X, y, batch_size, shuffle=True, rng=None):
     return _batches(X, y, batch_size, order)
 
 
+def _take(a, order):
+    """A function ``rows(start, stop)`` -> ``a[order[start:stop]]``: (stop - start, ...).
+
+    NumPy arrays are indexed with the NumPy ``order: (N,)`` directly; other
+    arrays get a copy of ``order`` in their namespace, on their device, made
+    once per epoch, and ``take`` along axis 0.
+    """
+    if isinstance(a, np.ndarray):
+        return lambda start, stop: a[order[start:stop]]
+    xp = backend.namespace(a)
+    index = xp.asarray(order, device=a.device)
+    return lambda start, stop: xp.take(a, index[start:stop], axis=0)
+
+
 def _batches(X, y, batch_size, order):
-    if batch_size == 1 and order is not None:  # per-sample SGD: one-row views, no copies
+    """The generator behind ``batches``; ``order: (N,)`` NumPy ints, or None for in order."""
+    numpy = isinstance(X, np.ndarray) and isinstance(y, np.ndarray)
+    if numpy and batch_size == 1 and order is not None:  # per-sample SGD: one-row views
         for i in order.tolist():
             yield X[i:i + 1], y[i:i + 1]
         return
-    for start in range(0, len(X), batch_size):
-        if order is None:
-            yield X[start:start + batch_size], y[start:start + batch_size]
-        else:
-            idx = order[start:start + batch_size]
-            yield X[idx], y[idx]
+    n = X.shape[0]
+    # stops never pass n and "..." names the other axes: the array API requires both
+    bounds = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+    if order is None:  # in order: slices, which are views where the namespace has them
+        for start, stop in bounds:
+            yield X[start:stop, ...], y[start:stop, ...]
+    else:
+        X_rows, y_rows = _take(X, order), _take(y, order)
+        for start, stop in bounds:
+            yield X_rows(start, stop), y_rows(start, stop)
 
 
 def prepare(X, y, dtype=np.float32, one_hot=False, validation=0):
@@ -242,183 +226,10 @@ def prepare(X, y, dtype=np.float32, one_hot=False, validation=0):
     if not validation:
         return out, y
     if 0 < validation < 1:
-        n_val = int(round(validation * n))
+        n_val = round(validation * n)
     else:
         n_val = int(validation)
     if not 0 < n_val < n:
         raise ValueError(f"validation must leave examples on both sides, got "
                          f"{validation} of {n}")
     return (out[:-n_val], y[:-n_val]), (out[-n_val:], y[-n_val:])
-
-
-# ------------------------------------------------------------------ MNIST ---
-
-def mnist_dir(data_dir=None):
-    """The folder MNIST is read from: ``data_dir``, else $COURSE_DATA_DIR,
-    else $XDG_CACHE_HOME/course/mnist (default ~/.cache/course/mnist)."""
-    if data_dir is None:
-        data_dir = os.environ.get("COURSE_DATA_DIR") or None
-    if data_dir is None:
-        cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-        data_dir = Path(cache) / "course" / "mnist"
-    return Path(data_dir).expanduser()
-
-
-def _find(folder, name):
-    """The path of ``name`` or ``name.gz`` in folder, or None."""
-    for path in (folder / name, folder / f"{name}.gz"):
-        if path.is_file():
-            return path
-    return None
-
-
-def _read(path):
-    """The uncompressed bytes of a file, gzipped or not."""
-    raw = Path(path).read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, ValueError) as err:
-            raise MNISTError(f"{path} is not a valid gzip file "
-                             f"({err})") from None
-    return raw
-
-
-def _verified(path, sha256):
-    """The uncompressed bytes of path, after checking their SHA-256."""
-    raw = _read(path)
-    if hashlib.sha256(raw).hexdigest() != sha256:
-        raise MNISTError(f"{path} is corrupted: its content does not match "
-                         f"the published MNIST checksum. Delete it (or "
-                         f"replace it with a good copy) and load again.")
-    return raw
-
-
-def parse_idx(raw, name="IDX data"):
-    """Parse IDX bytes (unsigned-byte data) into an array without copying.
-
-    Returns a read-only uint8 array, e.g. images: (N, 28, 28), labels: (N,).
-    """
-    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 0x08:
-        raise ValueError(f"{name}: not an IDX file of unsigned bytes "
-                         f"(magic number {raw[:4].hex() or 'missing'})")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    shape = ()
-    if len(raw) >= header:
-        shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", ndim, 4))
-    if len(raw) < header or len(raw) != header + int(np.prod(shape)):
-        raise ValueError(f"{name}: size {len(raw)} bytes does not match the "
-                         f"header's shape {shape}")
-    return np.frombuffer(raw, np.uint8, offset=header).reshape(shape)
-
-
-def mnist_status(data_dir=None):
-    """(ok, message): are the four verified MNIST files in the folder?"""
-    folder = mnist_dir(data_dir)
-    problems = []
-    for name, sha256 in MNIST_FILES.values():
-        path = _find(folder, name)
-        try:
-            if path is None:
-                problems.append(f"{name} missing")
-            else:
-                _verified(path, sha256)
-        except MNISTError:
-            problems.append(f"{path.name} corrupted")
-    if problems:
-        return False, (f"MNIST in {folder}: {', '.join(problems)}; run "
-                       f"`course data mnist --dir {folder}` to fetch them")
-    return True, f"MNIST: 4 verified files in {folder}"
-
-
-def _download(url, folder, name, sha256, progress):
-    """Fetch url into a temporary file in folder, verify, rename into place."""
-    from tqdm.auto import tqdm
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as out, \
-                urllib.request.urlopen(url, timeout=TIMEOUT) as response:
-            size = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=size, unit="B", unit_scale=True, desc=name,
-                      disable=not progress, leave=False) as bar:
-                while chunk := response.read(1 << 16):
-                    out.write(chunk)
-                    bar.update(len(chunk))
-        _verified(tmp, sha256)
-        with open(tmp, "rb") as f:
-            gzipped = f.read(2) == b"\x1f\x8b"
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; others may share it
-        os.replace(tmp, folder / (f"{name}.gz" if gzipped else name))
-    except MNISTError:
-        raise MNISTError(f"{name} downloaded from {url} failed verification "
-                         f"and was deleted") from None
-    except (OSError, ValueError, http.client.HTTPException) as err:
-        raise MNISTError(f"{url}: {err}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def fetch_mnist(data_dir=None, mirrors=None, progress=True):
-    """Make sure the four verified MNIST files are in the folder; return it.
-
-    Missing files are downloaded from ``mirrors`` (base URLs holding
-    ``train-images-idx3-ubyte.gz`` etc.; default ``MIRRORS``), trying each in
-    turn; a mirror that fails is skipped for the rest.
-    """
-    folder = mnist_dir(data_dir)
-    mirrors = list(MIRRORS if mirrors is None else mirrors)
-    for name, sha256 in MNIST_FILES.values():
-        path = _find(folder, name)
-        if path is not None:
-            _verified(path, sha256)
-            continue
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            tempfile.TemporaryFile(dir=folder).close()
-        except OSError as err:
-            raise MNISTError(f"cannot write MNIST into {folder} ({err}); "
-                             f"pass data_dir= a writable folder") from None
-        failures = []
-        for base in list(mirrors):
-            try:
-                _download(base.rstrip("/") + f"/{name}.gz", folder, name,
-                          sha256, progress)
-                break
-            except MNISTError as err:  # refused, timed out, bad file, ...
-                failures.append(str(err))
-                mirrors.remove(base)
-        else:
-            failures = failures or ["no mirror left to try"]
-            raise MNISTError(
-                f"MNIST file {name} is not in {folder} and could not be "
-                f"downloaded:\n  " + "\n  ".join(failures) + "\n"
-                + _how_to_provide())
-    return folder
-
-
-def load_mnist(data_dir=None, download=True, mirrors=None):
-    """Load MNIST in Keras's layout: ``(X_train, y_train), (X_test, y_test)``.
-
-    X_train: (60000, 28, 28) uint8, y_train: (60000,) uint8,
-    X_test: (10000, 28, 28) uint8, y_test: (10000,) uint8.
-    Files are looked for as the module docstring says; with ``download=True``
-    missing ones are fetched first (see ``fetch_mnist``).
-    """
-    folder = mnist_dir(data_dir)
-    missing = [name for name, _ in MNIST_FILES.values()
-               if _find(folder, name) is None]
-    if missing and not download:
-        raise MNISTError(f"MNIST files {', '.join(missing)} are not in "
-                         f"{folder} and download=False.\n"
-                         + _how_to_provide())
-    if missing:
-        fetch_mnist(folder, mirrors)
-    a = {}  # copies free the file bytes and make the arrays writable
-    for key, (name, sha256) in MNIST_FILES.items():
-        path = _find(folder, name)
-        a[key] = parse_idx(_verified(path, sha256), path.name).copy()
-    return ((a["train_images"], a["train_labels"]),
-            (a["test_images"], a["test_labels"]))

@@ -204,8 +204,10 @@ class Module:
 class Neuron(Module):
     """``activation(w . x + b)`` for an input list ``x`` of ``n_in`` numbers.
 
-    Weights start uniform in [-1, 1) drawn from ``rng`` (a seed or a
-    ``numpy.random.Generator``); the bias starts at 0.
+    ``activation`` is one of ``ACTIVATIONS``: "tanh" (default), "sigmoid", "relu"
+    or "linear" (none). The weights ``w`` (a list of ``n_in`` Values) start uniform
+    in [-1, 1), drawn from ``rng`` (a seed or a ``numpy.random.Generator``); the
+    bias ``b`` starts at 0.
     """
 
     def __init__(self, n_in, activation="tanh", rng=None):
@@ -229,7 +231,7 @@ class Neuron(Module):
 
 
 class Layer(Module):
-    """``n_out`` neurons reading the same ``n_in`` inputs; returns a list."""
+    """``n_out`` neurons reading the same ``n_in`` inputs; calling it returns a list."""
 
     def __init__(self, n_in, n_out, activation="tanh", rng=None):
         rng = np.random.default_rng(rng)
@@ -247,8 +249,9 @@ class Layer(Module):
 class MLP(Module):
     """Layers of sizes ``sizes = [n_in, hidden..., n_out]``.
 
-    Hidden layers use ``activation``, the last one ``out_activation``.  Calling
-    the network returns a Value when ``n_out == 1`` and a list otherwise.
+    Hidden layers use ``activation``, the last one ``out_activation`` (default
+    "linear").  Calling the network returns a Value when ``n_out == 1`` and a list
+    otherwise.  One ``rng`` draws every layer's weights in turn.
     """
 
     def __init__(self, sizes, activation="tanh", out_activation="linear", rng=None):
@@ -297,6 +300,7 @@ def draw(value):
     (for the value it produces), one column to the left of its result.
     Columns count operations back from the output, so the picture reads like
     the forward pass; the gradients shown are those of the last ``backward()``.
+    Returns a ``Drawing``.
     """
     from matplotlib.figure import Figure
     from matplotlib.patches import Circle, FancyBboxPatch
@@ -323,7 +327,7 @@ def draw(value):
     ax.set_ylim(-tall / 2, tall / 2)
     ax.set_aspect("equal")
     ax.set_axis_off()
-    arrow = dict(arrowstyle="->", color="0.35", shrinkA=0, shrinkB=0)
+    arrow = {"arrowstyle": "->", "color": "0.35", "shrinkA": 0, "shrinkB": 0}
     for i, v in enumerate(order):
         x, y = xy(v)
         ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, gid=f"value-{i}",

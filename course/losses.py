@@ -8,10 +8,17 @@ its gradient with respect to the prediction, an array shaped like the prediction
 | ``binary_cross_entropy(p, y)`` | -[y log p + (1 - y) log(1 - p)] | mean over the batch |
 | ``softmax_cross_entropy(logits, labels)`` | -log softmax(logits)[label] | mean over the batch |
 
+Inputs a loss cannot mean anything for raise an error that says what to change:
+shapes that differ, an empty batch, probabilities outside [0, 1], target rows
+that are not probability distributions, class numbers out of range. A NaN in
+the prediction is not an error: the loss is then NaN, which is how
+``train.fit`` notices that a run diverged.
+
 L2 regularisation (weight decay) lives in the optimizer, not here.
 """
 import numpy as np
 
+from course import activations
 from course.backend import namespace
 
 _FLOAT64 = np.dtype(np.float64)
@@ -23,6 +30,28 @@ def _check_same_shape(name, y_hat, y):
             f"{name}: prediction has shape {tuple(y_hat.shape)} but target has shape "
             f"{tuple(y.shape)}; they must match (reshape y, e.g. y.reshape(-1, 1))"
         )
+
+
+def _check_not_empty(name, what, x):
+    """Raise ValueError if ``x`` (any shape) has no entries: a mean over nothing is undefined."""
+    if any(n == 0 for n in x.shape):
+        raise ValueError(
+            f"{name}: got an empty batch ({what} of shape {tuple(x.shape)}, no entries); a loss "
+            "needs at least one example with at least one output (check how the batch was sliced)"
+        )
+
+
+def _flagged(x, bad):
+    """How many entries ``bad`` flags, and the first flagged entry of ``x`` as a float.
+
+    x, bad: the same shape; ``bad`` is boolean. Returns (0, None) when none is flagged.
+    """
+    xp = namespace(x)
+    if not bool(xp.any(bad)):  # the usual case, checked first: it is the cheapest
+        return 0, None
+    bad = xp.reshape(bad, (-1,))
+    first = int(xp.argmax(xp.astype(bad, xp.int8)))  # argmax gives the first True
+    return int(xp.sum(xp.astype(bad, xp.int64))), float(xp.reshape(x, (-1,))[first])
 
 
 def _sum_of_squares(diff):
@@ -45,10 +74,11 @@ def _sum_of_squares(diff):
 def half_sse(y_hat, y):
     """Half the summed squared error, E = 1/2 sum (y_hat - y)^2.
 
-    y_hat, y: same shape, e.g. (N, K).  Returns (E, dy): E a float and
-    dy = y_hat - y, shaped like y_hat.
+    y_hat, y: same shape, e.g. (N, K), at least one entry.  Returns (E, dy): E a
+    float and dy = y_hat - y, shaped like y_hat.
     """
     _check_same_shape("half_sse", y_hat, y)
+    _check_not_empty("half_sse", "prediction", y_hat)
     diff = y_hat - y
     return 0.5 * _sum_of_squares(diff), diff
 
@@ -56,10 +86,11 @@ def half_sse(y_hat, y):
 def mse(y_hat, y):
     """Mean squared error over all entries, mean (y_hat - y)^2.
 
-    y_hat, y: same shape (N, K).  Returns (loss, dy): loss a float and
-    dy = 2 (y_hat - y) / (N K), shape (N, K).
+    y_hat, y: same shape (N, K), at least one entry.  Returns (loss, dy): loss a
+    float and dy = 2 (y_hat - y) / (N K), shape (N, K).
     """
     _check_same_shape("mse", y_hat, y)
+    _check_not_empty("mse", "prediction", y_hat)
     diff = y_hat - y
     size = 1
     for n in diff.shape:
@@ -67,18 +98,46 @@ def mse(y_hat, y):
     return _sum_of_squares(diff) / size, diff * (2.0 / size)
 
 
+def _check_in_unit_interval(name, what, x, hint):
+    """Raise ValueError naming how many entries of ``x`` (any shape) lie outside [0, 1], and the first."""
+    count, first = _flagged(x, (x < 0) | (x > 1))
+    if count:
+        raise ValueError(
+            f"{name}: every entry of {what} must lie in [0, 1], but {count} "
+            f"{'entry does' if count == 1 else 'entries do'} not (the first is {first}); {hint}"
+        )
+
+
 def binary_cross_entropy(p, y):
-    """Binary cross-entropy of probabilities ``p`` against 0/1 targets ``y``.
+    """Binary cross-entropy of probabilities ``p`` against targets ``y``.
 
-    p, y: same shape, (N,) or (N, 1) (or (N, K) for K independent labels).
-    Returns (loss, dp): the loss (a float) summed over labels and averaged over
-    the N rows, and dp = (p - y) / (p (1 - p)) / N, shaped like p.
+    p: (N,) or (N, 1) (or (N, K) for K independent labels), floating point, every
+    entry in [0, 1], e.g. the output of a sigmoid.  y: same shape, every entry in
+    [0, 1]: 0/1 labels (integers and booleans are converted to p's dtype) or soft
+    targets.  Returns (loss, dp): the loss (a float) summed over labels and
+    averaged over the N rows, and dp = (p - y) / (p (1 - p)) / N, shaped like p.
 
-    ``p`` is clipped to [eps, 1 - eps] (eps the dtype's machine epsilon) so that
-    p = 0 or 1 gives a large finite loss instead of inf or NaN.
+    p = 0 or 1 exactly is allowed: ``p`` is clipped to [eps, 1 - eps] (eps the
+    dtype's machine epsilon), so that a confident wrong answer gives a large
+    finite loss instead of inf or NaN. Entries outside [0, 1] (logits passed by
+    mistake, say) raise ValueError, integer ``p`` raises TypeError, an empty batch
+    ValueError. A NaN in ``p`` gives a NaN loss.
     """
-    _check_same_shape("binary_cross_entropy", p, y)
+    name = "binary_cross_entropy"
     xp = namespace(p)
+    if not xp.isdtype(p.dtype, "real floating"):
+        raise TypeError(
+            f"{name}: p must hold floating-point probabilities (e.g. the output of a "
+            f"sigmoid), got dtype {p.dtype}; the targets go second: binary_cross_entropy(p, y)"
+        )
+    _check_same_shape(name, p, y)
+    if p.ndim == 0:
+        raise ValueError(f"{name}: p must be a batch of shape (N,) or (N, K), got a single number")
+    _check_not_empty(name, "p", p)
+    if y.dtype != p.dtype:
+        y = xp.astype(y, p.dtype)
+    _check_in_unit_interval(name, "p", p, "pass probabilities, e.g. sigmoid(z), not the scores z")
+    _check_in_unit_interval(name, "y", y, "targets are 0/1 labels or probabilities")
     eps = float(xp.finfo(p.dtype).eps)
     p = xp.clip(p, eps, 1.0 - eps)
     n = p.shape[0]
@@ -89,50 +148,98 @@ def binary_cross_entropy(p, y):
 def one_hot(labels, num_classes, dtype=None):
     """Integer labels (N,) in [0, num_classes) -> one-hot rows (N, num_classes) of ``dtype``.
 
-    ``dtype`` defaults to float64. A label outside the range raises ValueError naming it.
+    labels: (N,) integers (whole-number floats are accepted too).  ``dtype``
+    defaults to float64. The rows are made in the labels' namespace and on their
+    device. A label outside the range raises ValueError naming it.
     """
     xp = namespace(labels)
-    bad = (labels < 0) | (labels >= num_classes)
-    if bool(xp.any(bad)):
-        first = labels[xp.argmax(xp.astype(bad, xp.int8))]
+    if labels.ndim != 1:
+        raise ValueError(f"one_hot: labels must have shape (N,), got {tuple(labels.shape)}")
+    if xp.isdtype(labels.dtype, "real floating"):
+        count, first = _flagged(labels, labels != xp.round(labels))  # NaN counts too
+        if count:
+            raise ValueError(f"labels must be whole class numbers, got {first}")
+    elif not xp.isdtype(labels.dtype, "integral"):
+        raise TypeError(f"labels must be integer class numbers, got dtype {labels.dtype}")
+    count, first = _flagged(labels, (labels < 0) | (labels >= num_classes))
+    if count:
         raise ValueError(
             f"label {int(first)} is out of range for {num_classes} classes "
             f"(labels must be 0..{num_classes - 1})"
         )
+    classes = xp.arange(num_classes, dtype=labels.dtype, device=labels.device)
     dtype = xp.float64 if dtype is None else dtype
-    return xp.astype(labels[:, None] == xp.arange(num_classes)[None, :], dtype)
+    return xp.astype(labels[:, None] == classes[None, :], dtype)
+
+
+def _check_distributions(name, Y):
+    """Raise ValueError naming the first row of Y (N, K) that is not a probability distribution.
+
+    A row must have no negative entry and sum to 1, exactly for integer targets,
+    within sqrt(eps) of the dtype for floating-point ones (1.5e-8 in float64,
+    3.5e-4 in float32): room for rounding, none for a real mistake.
+    """
+    xp = namespace(Y)
+    tol = float(xp.finfo(Y.dtype).eps) ** 0.5 if xp.isdtype(Y.dtype, "real floating") else 0
+    if not xp.isdtype(Y.dtype, "numeric"):
+        Y = xp.astype(Y, xp.int8)  # booleans
+    negative = xp.any(Y < 0, axis=1)
+    sums = xp.sum(Y, axis=1)
+    bad = negative | ~(xp.abs(sums - 1) <= tol)  # written so that a NaN sum is bad too
+    if bool(xp.any(bad)):
+        i = int(xp.argmax(xp.astype(bad, xp.int8)))
+        what = (f"has a negative entry, {float(xp.min(Y[i, :]))}" if bool(negative[i])
+                else f"sums to {float(sums[i])}, not 1")
+        raise ValueError(
+            f"{name}: target row {i} is not a probability distribution: it {what}. "
+            "Targets of shape (N, K) must be one-hot rows or probabilities >= 0 summing "
+            "to 1 (the gradient softmax - Y assumes it); pass class numbers as (N,)"
+        )
 
 
 def softmax_cross_entropy(logits, labels):
     """Softmax followed by cross-entropy, fused so that it is stable and cheap.
 
-    logits: (N, K) scores.  labels: integer class ids (N,) in [0, K), or one-hot
-    (or any probability rows) (N, K).  Returns (loss, dlogits) with the loss
-    averaged over the batch and dlogits = (softmax(logits) - Y) / N, shape (N, K).
+    logits: (N, K) floating-point scores.  labels, either
+    - (N,) class numbers in [0, K) (integers, or whole-number floats), or
+    - (N, K) target rows Y: one-hot rows (integers, booleans or floats) or any
+      probability distributions (soft labels, label smoothing): no negative entry,
+      each row summing to 1 (within sqrt(eps) of their dtype). Any other row raises
+      ValueError naming it, because the gradient below is right only for such rows.
+    Targets are converted to the logits' dtype. Returns (loss, dlogits): the loss
+    -sum_k Y_nk log softmax(logits)_nk averaged over the batch (a float), and
+    dlogits = (softmax(logits) - Y) / N, shape (N, K).
 
-    Uses log softmax = z - max - log(sum exp(z - max)), so logits of 1e4 are fine.
+    The log-softmax works with the distance of each logit below its row's maximum
+    (``activations.log_softmax``), which never overflows: logits [1e308, -1e308, 0]
+    in float64 (or 3e38 in float32, 6e4 in float16) give no warning and a finite
+    gradient. Their loss is 0 for class 0 and 1e308 for class 2; for class 1 it is
+    2e308, beyond the largest float64, so the loss is inf, as in PyTorch.
     """
+    name = "softmax_cross_entropy"
     xp = namespace(logits)
     if logits.ndim != 2:
-        raise ValueError(f"softmax_cross_entropy: logits must be (N, K), got shape {tuple(logits.shape)}")
+        raise ValueError(f"{name}: logits must be (N, K), got shape {tuple(logits.shape)}")
+    if not xp.isdtype(logits.dtype, "real floating"):
+        raise TypeError(f"{name}: logits must be floating point, got dtype {logits.dtype}")
     n, k = logits.shape
+    _check_not_empty(name, "logits", logits)
     if labels.ndim == 1:
         if labels.shape[0] != n:
-            raise ValueError(
-                f"softmax_cross_entropy: {n} rows of logits but {labels.shape[0]} labels"
-            )
-        if xp.isdtype(labels.dtype, "real floating") and bool(xp.any(labels != xp.round(labels))):
-            raise ValueError("softmax_cross_entropy: 1-D labels must be whole class numbers")
+            raise ValueError(f"{name}: {n} rows of logits but {labels.shape[0]} labels")
         try:
             Y = one_hot(labels, k, dtype=logits.dtype)
-        except ValueError as exc:
-            raise ValueError(f"softmax_cross_entropy: {exc}") from None
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"{name}: {exc}") from None
     else:
-        _check_same_shape("softmax_cross_entropy", logits, labels)
-        Y = labels
-    shifted = logits - xp.max(logits, axis=1, keepdims=True)
-    exp = xp.exp(shifted)
-    total = xp.sum(exp, axis=1, keepdims=True)
-    log_probs = shifted - xp.log(total)
-    loss = -xp.sum(Y * log_probs) / n
-    return float(loss), (exp / total - Y) / n
+        _check_same_shape(name, logits, labels)
+        _check_distributions(name, labels)
+        Y = labels if labels.dtype == logits.dtype else xp.astype(labels, logits.dtype)
+    log_p = activations.log_softmax(logits, axis=1)
+    probabilities = xp.exp(log_p)  # softmax(logits)
+    # Cross-entropy counts 0 log 0 as 0; leaving it to Y * log_p would give 0 * (-inf)
+    # = NaN where a class has target 0 and a logit far below the maximum.
+    log_p = xp.where(Y > 0, log_p, xp.zeros_like(log_p))
+    # Dividing by N before summing keeps the mean finite when the sum would overflow.
+    loss = -xp.sum(Y * log_p / n)
+    return float(loss), (probabilities - Y) / n

@@ -33,10 +33,10 @@ class Perceptron:
         n_inputs: number of inputs D.
         lr: learning rate (> 0), default 1.0.
         rng: ``None`` starts from w = 0, b = 0; a seed or ``numpy.random.Generator``
-            starts from small random weights.
+            draws w and b uniformly from [-0.5, 0.5).
 
-    Attributes: ``w`` (D,), ``b`` (float), ``errors`` (mistakes per epoch of the
-    last fit), ``converged`` (True when an epoch made no mistake).
+    Attributes: ``w`` (D,) float64, ``b`` (float), ``errors`` (list: mistakes per
+    epoch of the last fit), ``converged`` (True when an epoch made no mistake).
     """
 
     def __init__(self, n_inputs, lr=1.0, rng=None):
@@ -66,20 +66,23 @@ class Perceptron:
         return self._check_X(X) @ self.w + self.b
 
     def predict(self, X):
-        """0/1 predictions.  X: (N, D) -> y_hat: (N,)."""
+        """Step of the net input.  X: (N, D) -> y_hat: (N,) of 0.0 and 1.0 (float64)."""
         return step(self.net_input(X))
 
     def fit(self, X, y, max_epochs=100):
         """Train with the perceptron rule, one example at a time, in order.
 
-        X: (N, D); y: (N,) or (N, 1) of 0/1. Stops after the first epoch with no
-        mistake, or after ``max_epochs`` (then warns with ``ConvergenceWarning``).
-        Returns True if it converged, False otherwise.
+        X: (N, D); y: (N,) or (N, 1) of 0/1. Continues from the current ``w`` and
+        ``b``. Stops after the first epoch with no mistake, or after ``max_epochs``
+        (then warns with ``ConvergenceWarning``). Fills ``errors`` and ``converged``;
+        returns True if it converged, False otherwise.
         """
         X = self._check_X(X)
         y = np.asarray(y, dtype=np.float64).reshape(-1)
         if y.shape[0] != X.shape[0]:
-            raise ValueError(f"Perceptron.fit: X has {X.shape[0]} rows but y has {y.shape[0]} labels")
+            raise ValueError(
+                f"Perceptron.fit: X has {X.shape[0]} rows but y has {y.shape[0]} labels"
+            )
         if not np.all((y == 0) | (y == 1)):
             raise ValueError("Perceptron.fit: labels must be 0 or 1")
         self.errors, self.converged = [], False

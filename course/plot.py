@@ -73,6 +73,7 @@ def decision_boundary(predict, X, y, ax=None, resolution=200, title=None):
         X: (N, 2) points; y: (N,) labels 0..K-1, or (N, 1) 0/1 targets, or (N, K) one-hot.
         resolution: the grid is resolution x resolution points over the data's range
             plus a margin.
+        ax: an Axes to draw into (default: a new figure); title: an optional title.
 
     Labels are drawn as coloured regions (``ax.images[0]`` holds the grid of classes);
     single scores as a shaded map with the boundary drawn as a black contour.
@@ -272,7 +273,8 @@ def weights_as_images(W, shape=(28, 28), n=16):
     Args:
         W: (D, H) weights of a ``Dense(D, H)`` layer, D = shape[0] * shape[1]; column j
             feeds hidden unit j. PyTorch's (H, D) layout is accepted too.
-        n: how many units to show (the first n).
+        shape: (height, width) of one image, default (28, 28).
+        n: how many units to show (the first n, at most H), 8 to a row.
 
     Red is a positive weight, blue negative, on a scale symmetric about 0.
     Returns the Figure (one image per unit).

@@ -172,7 +172,10 @@ def learning_rate_explorer(X, y, make_model, loss_fn, epochs=50, batch_size=None
         opt = _optimizer(controls["optimizer"].value, model.parameters(),
                          controls["lr"].value, momentum)
         losses = []
-        record = lambda epoch, history, model: losses.append(history["loss"][-1])  # noqa: E731
+
+        def record(epoch, history, model):
+            losses.append(history["loss"][-1])
+
         try:
             train.fit(model, loss_fn, opt, X, y, epochs=epochs, batch_size=batch_size,
                       progress=False, seed=seed, callbacks=[record])

@@ -46,7 +46,7 @@ def test_fit_and_evaluate_stay_in_the_namespace_and_equal_numpy(device, make_opt
     reference = nn.Sequential(nn.Dense(4, 6, rng=1), nn.Tanh(), nn.Dense(6, 3, rng=2))
     model = _model(device)
     ref_opt, opt = make_opt(reference.parameters()), make_opt(model.parameters())
-    kwargs = dict(epochs=3, batch_size=5, progress=False, seed=4)
+    kwargs = {"epochs": 3, "batch_size": 5, "progress": False, "seed": 4}
     ref_history = train.fit(reference, losses.softmax_cross_entropy, ref_opt, X, y,
                             validation=(X[:7], y[:7]), **kwargs)
     history = train.fit(model, losses.softmax_cross_entropy, opt, _put(X, device), _put(y, device),

@@ -6,7 +6,6 @@ environment. This test does the same in a new virtual environment and executes
 """
 import os
 import subprocess
-import sys
 import venv
 from pathlib import Path
 
@@ -22,6 +21,7 @@ def test_runtime_pins_a_supported_python():
     assert int(runtime.split(".")[1]) >= 10
 
 
+@pytest.mark.kernel
 @pytest.mark.skipif(not NOTEBOOK.exists(), reason="solutions/00_welcome.ipynb not written yet")
 def test_binder_spec_alone_runs_lesson_00(tmp_path):
     env_dir = tmp_path / "binder-env"

@@ -26,6 +26,7 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is a test extra")
 pytestmark = [
+    pytest.mark.kernel,
     pytest.mark.skipif(not Path(CHROMIUM).exists(),
                        reason=f"Chromium not found at {CHROMIUM} (Debian: apt-get install chromium)"),
     pytest.mark.skipif(not NOTEBOOK.exists(), reason="solutions/01_perceptron.ipynb not written yet"),
@@ -52,7 +53,7 @@ def jupyter_lab(tmp_path):
     (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
     (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
         '{"fetchNews": "false"}')
-    log = open(tmp_path / "jupyter.log", "w")
+    log = open(tmp_path / "jupyter.log", "w")  # noqa: SIM115 (the server writes it until the end)
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
          "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
@@ -127,7 +128,8 @@ def test_lesson_01_runs_in_jupyterlab_with_working_widget(jupyter_lab):
                 handle.press("ArrowRight")
             page.wait_for_function(
                 """(before) => {
-                    const img = document.querySelector('.widget-output img, .jupyter-widgets-output-area img');
+                    const img = document.querySelector(
+                        '.widget-output img, .jupyter-widgets-output-area img');
                     return img && img.getAttribute('src') !== before;
                 }""", arg=before, timeout=30_000)
             # each key press queues a redraw: wait for the last one (the status line shows the

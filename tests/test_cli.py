@@ -1,4 +1,4 @@
-import os
+"""Tests for course.cli, the ``course`` command."""
 import subprocess
 import sys
 
@@ -22,7 +22,8 @@ def test_info_prints_ok_or_fail_lines_with_fixes(capsys):
 
 
 def test_console_script_is_installed():
-    out = subprocess.run([sys.executable, "-m", "course.cli", "info"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "course.cli", "info"], capture_output=True,
+                         text=True, check=False)
     assert out.returncode == 0 and "[OK] Python" in out.stdout
 
 
@@ -33,19 +34,30 @@ def test_unknown_command_exits_with_usage(capsys):
     assert "usage: course" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not os.environ.get("COURSE_DATA_DIR"), reason="COURSE_DATA_DIR is not set")
-def test_data_mnist_verifies_an_existing_folder(capsys):
-    assert cli.main(["data", "mnist", "--dir", os.environ["COURSE_DATA_DIR"]]) == 0
+def test_data_mnist_verifies_an_existing_folder(mnist_source, capsys):
+    assert cli.main(["data", "mnist", "--dir", str(mnist_source)]) == 0
     assert "[OK] MNIST verified" in capsys.readouterr().out
 
 
 def test_data_mnist_offline_fails_with_advice(tmp_path, capsys, monkeypatch):
-    from course import data
+    from course import mnist
 
-    monkeypatch.setattr(data, "MIRRORS", ["http://127.0.0.1:9/"], raising=False)
+    monkeypatch.setattr(mnist, "MIRRORS", ["http://127.0.0.1:9/"])
     status = cli.main(["data", "mnist", "--dir", str(tmp_path / "empty")])
     err = capsys.readouterr().err
-    assert status == 1 and "COURSE_DATA_DIR" in err
+    assert status == 1 and "COURSE_DATA_DIR" in err and "http://127.0.0.1:9/" in err
+
+
+@pytest.mark.parametrize("argv", [["bench"], ["bench", "--quick"]])
+def test_bench_says_where_the_benchmarks_are(argv, capsys):
+    assert cli.main(argv) == 2
+    assert "the benchmarks live in benchmarks/" in capsys.readouterr().err
+
+
+def test_unknown_options_are_still_errors(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["info", "--quick"])
+    assert exc.value.code == 2 and "unrecognized arguments: --quick" in capsys.readouterr().err
 
 
 def test_info_flags_mismatched_widget_versions(capsys, monkeypatch):

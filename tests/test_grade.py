@@ -483,6 +483,7 @@ def test_results_do_not_depend_on_jobs_or_order(graded, tmp_path):
         assert first.notes == second.notes
 
 
+@pytest.mark.kernel
 def test_cli_grades_into_a_folder(tmp_path, capsys):
     source, good, bad = tmp_path / "source.ipynb", tmp_path / "good.ipynb", tmp_path / "bad.ipynb"
     nbformat.write(source_notebook(), source)
@@ -543,6 +544,7 @@ def lessons():
     return [path for path in [SOLUTIONS / "04_mlp_backprop.ipynb"] if path.exists()]
 
 
+@pytest.mark.kernel
 @pytest.mark.parametrize("lesson", lessons(), ids=lambda path: path.stem)
 def test_a_real_lesson_solution_full_released_zero_attacked_zero(lesson, tmp_path):
     """The attacked notebook is the released one whose first answer makes every later cell

@@ -16,11 +16,12 @@ def test_scales():
     rng = np.random.default_rng(0)
     n_in, n_out = 400, 200
     assert np.std(init.xavier((n_in, n_out), rng)) == pytest.approx(np.sqrt(2 / (n_in + n_out)), rel=0.02)
-    assert np.std(init.xavier_normal((n_in, n_out), rng)) == pytest.approx(np.sqrt(2 / (n_in + n_out)), rel=0.02)
+    assert np.std(init.xavier_normal((n_in, n_out), rng)) == pytest.approx(
+        np.sqrt(2 / (n_in + n_out)), rel=0.02)
     assert np.std(init.he((n_in, n_out), rng)) == pytest.approx(np.sqrt(2 / n_in), rel=0.02)
     assert np.std(init.he_uniform((n_in, n_out), rng)) == pytest.approx(np.sqrt(2 / n_in), rel=0.02)
     w = init.uniform((n_in, n_out), rng, a=0.3)
-    assert -0.3 <= w.min() and w.max() < 0.3
+    assert w.min() >= -0.3 and w.max() < 0.3
     assert not init.zeros((3, 2)).any()
 
 

@@ -109,3 +109,204 @@ def test_one_hot_rows_and_range():
     assert losses.one_hot(np.asarray([1]), 2, dtype=np.float32).dtype == np.float32
     with pytest.raises(ValueError, match="label 3 is out of range for 3 classes"):
         losses.one_hot(np.asarray([0, 3]), 3)
+
+
+# ------------------------------------------------------------ extreme logits
+
+EXTREMES = [(np.float64, 1e308), (np.float32, 3e38), (np.float16, 6e4)]  # about the largest of each
+
+
+@pytest.mark.parametrize("dtype, big", EXTREMES)
+def test_logits_spanning_the_whole_range_give_the_right_loss_silently(dtype, big):
+    """logits [big, -big, 0]: max - (-big) overflows, so the loss must not compute it.
+
+    Class 0 costs 0 and class 2 costs big - 0 = big exactly; class 1 costs 2 big, more than
+    the dtype holds, so its loss is inf (as in PyTorch). Every gradient is finite and exact.
+    """
+    logits = np.array([[big, -big, 0.0]], dtype=dtype)
+    big = float(dtype(big))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        results = [losses.softmax_cross_entropy(logits, np.array([c])) for c in range(3)]
+        batch, _ = losses.softmax_cross_entropy(np.repeat(logits, 4, axis=0), np.full(4, 2))
+    expected = [(0.0, [[0, 0, 0]]), (np.inf, [[1, -1, 0]]), (big, [[1, 0, -1]])]
+    for (loss, grad), (want_loss, want_grad) in zip(results, expected):
+        assert type(loss) is float and loss == want_loss
+        assert grad.dtype == dtype
+        np.testing.assert_array_equal(grad, want_grad)
+    assert batch == big  # the mean of four such losses, although their sum overflows
+
+
+def test_minus_infinity_logits_are_classes_with_probability_zero():
+    loss, grad = losses.softmax_cross_entropy(np.array([[0.0, -np.inf, 0.0]]), np.array([0]))
+    assert loss == pytest.approx(np.log(2))
+    np.testing.assert_allclose(grad, [[-0.5, 0.0, 0.5]])
+    assert losses.softmax_cross_entropy(np.array([[0.0, -np.inf]]), np.array([1]))[0] == np.inf
+
+
+def test_nan_logits_give_a_nan_loss_for_train_fit_to_report():
+    loss, grad = losses.softmax_cross_entropy(np.array([[np.nan, 0.0]]), np.array([1]))
+    assert np.isnan(loss) and np.all(np.isnan(grad))
+
+
+# ------------------------------------------------------------ probability targets
+
+def test_soft_targets_value_and_gradient(rng):
+    logits = rng.standard_normal((5, 4))
+    smooth = 0.9 * losses.one_hot(rng.integers(0, 4, 5), 4) + 0.1 / 4  # label smoothing
+    loss, _ = losses.softmax_cross_entropy(logits, smooth)
+    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    assert loss == pytest.approx(-np.sum(smooth * log_p) / 5)
+    assert _check_grad(losses.softmax_cross_entropy, logits, smooth) < 1e-7
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int8, np.bool_, np.float32])
+def test_one_hot_rows_of_any_dtype_equal_the_labels(rng, dtype):
+    logits = rng.standard_normal((4, 3)).astype(np.float32)
+    labels = np.array([2, 0, 1, 1])
+    Y = np.eye(3, dtype=dtype)[labels]
+    loss, grad = losses.softmax_cross_entropy(logits, Y)
+    want_loss, want_grad = losses.softmax_cross_entropy(logits, labels)
+    assert loss == want_loss and grad.dtype == np.float32
+    np.testing.assert_array_equal(grad, want_grad)
+
+
+def test_targets_are_converted_to_the_logits_dtype():
+    _, grad = losses.softmax_cross_entropy(np.zeros((1, 2), np.float32), np.array([[0.25, 0.75]]))
+    assert grad.dtype == np.float32
+
+
+@pytest.mark.parametrize("Y, match", [
+    ([[0.0, 1.0, 0.0], [0.5, -0.5, 1.0]], r"target row 1 .* negative entry, -0\.5"),
+    ([[0.2, 0.3, 0.4], [0.0, 0.0, 1.0]], r"target row 0 .* sums to 0\.9"),
+    ([[0.0, 0.0, 1.0], [0.0, 0.0, 0.0]], r"target row 1 .* sums to 0\.0, not 1"),
+    ([[np.nan, 0.0, 1.0]], r"target row 0 .* sums to nan"),
+    ([[2, 0, 0]], r"target row 0 .* sums to 2"),
+    ([[1, 1, -1]], r"target row 0 .* negative entry, -1"),
+])
+def test_target_rows_that_are_not_distributions_are_named(Y, match):
+    Y = np.array(Y)
+    with pytest.raises(ValueError, match=match):
+        losses.softmax_cross_entropy(np.zeros(Y.shape), Y)
+
+
+@pytest.mark.parametrize("dtype, ok, too_far", [(np.float64, 1e-10, 1e-6), (np.float32, 1e-5, 1e-3)])
+def test_row_sums_are_checked_within_the_rounding_of_their_dtype(dtype, ok, too_far):
+    logits = np.zeros((1, 2), dtype)
+    losses.softmax_cross_entropy(logits, np.array([[0.5, 0.5 + ok]], dtype))
+    with pytest.raises(ValueError, match="sums to"):
+        losses.softmax_cross_entropy(logits, np.array([[0.5, 0.5 + too_far]], dtype))
+
+
+# ------------------------------------------------------------ empty batches and bad probabilities
+
+@pytest.mark.parametrize("fn, y_hat, y", [
+    (losses.half_sse, np.zeros((0, 3)), np.zeros((0, 3))),
+    (losses.mse, np.zeros((0, 3)), np.zeros((0, 3))),
+    (losses.mse, np.zeros((2, 0)), np.zeros((2, 0))),
+    (losses.binary_cross_entropy, np.zeros((0, 1)), np.zeros((0, 1))),
+    (losses.binary_cross_entropy, np.zeros(0), np.zeros(0)),
+    (losses.softmax_cross_entropy, np.zeros((0, 3)), np.zeros(0, dtype=int)),
+    (losses.softmax_cross_entropy, np.zeros((0, 3)), np.zeros((0, 3))),
+])
+def test_an_empty_batch_is_refused_by_every_loss(fn, y_hat, y):
+    with pytest.raises(ValueError, match=rf"{fn.__name__}: got an empty batch \(.* of shape \("):
+        fn(y_hat, y)
+
+
+@pytest.mark.parametrize("p, match", [
+    ([[1.5], [0.5], [2.0]], r"entry of p must lie in \[0, 1\], but 2 entries do not \(the first is 1\.5\)"),
+    ([[0.5], [-0.25]], r"but 1 entry does not \(the first is -0\.25\)"),
+])
+def test_probabilities_outside_zero_one_are_refused(p, match):
+    p = np.array(p)
+    with pytest.raises(ValueError, match=match):
+        losses.binary_cross_entropy(p, np.ones_like(p))
+
+
+def test_binary_targets_outside_zero_one_are_refused_and_integer_targets_work():
+    p = np.array([[0.25], [0.75]])
+    with pytest.raises(ValueError, match=r"entry of y must lie in \[0, 1\].*\(the first is 2\.0\)"):
+        losses.binary_cross_entropy(p, np.array([[2.0], [1.0]]))
+    loss, dp = losses.binary_cross_entropy(p, np.array([[0], [1]]))
+    assert loss == pytest.approx(-np.log(0.75)) and dp.dtype == p.dtype
+
+
+def test_integer_probabilities_are_explained():
+    with pytest.raises(TypeError, match="floating-point probabilities .* sigmoid"):
+        losses.binary_cross_entropy(np.array([[1], [0]]), np.array([[1], [0]]))
+
+
+def test_nan_probability_gives_a_nan_loss_silently():
+    loss, dp = losses.binary_cross_entropy(np.array([[np.nan], [0.5]]), np.array([[1.0], [0.0]]))
+    assert np.isnan(loss) and np.isnan(dp[0, 0]) and dp[1, 0] == 1.0
+
+
+def test_one_hot_checks_its_labels():
+    np.testing.assert_array_equal(losses.one_hot(np.array([1.0, 0.0]), 2), [[0, 1], [1, 0]])
+    with pytest.raises(ValueError, match="whole class numbers, got 0.5"):
+        losses.one_hot(np.array([1.0, 0.5]), 2)
+    with pytest.raises(ValueError,
+                       match="softmax_cross_entropy: labels must be whole class numbers, got nan"):
+        losses.softmax_cross_entropy(np.zeros((1, 2)), np.array([np.nan]))
+    with pytest.raises(TypeError, match="integer class numbers"):
+        losses.one_hot(np.array([True, False]), 2)
+    with pytest.raises(ValueError, match=r"shape \(N,\)"):
+        losses.one_hot(np.zeros((2, 1), dtype=int), 2)
+    assert losses.one_hot(np.zeros(0, dtype=int), 3).shape == (0, 3)
+
+
+# ------------------------------------------------------------ any namespace, any device
+
+@pytest.fixture
+def strict():
+    """array_api_strict and a device other than its default one."""
+    xps = pytest.importorskip("array_api_strict", reason="installed with the test extras")
+    return xps, xps.Device("device1")
+
+
+def _on(xps, device, a):
+    return xps.asarray(np.asarray(a), device=device)
+
+
+def _stays(xps, device, out):
+    assert type(out).__module__.startswith("array_api_strict") and out.device == device
+    return np.from_dlpack(out)
+
+
+def test_one_hot_is_made_on_the_labels_device(strict):
+    xps, device = strict
+    for labels in ([2, 0, 1], [2.0, 0.0, 1.0]):
+        rows = losses.one_hot(_on(xps, device, labels), 3, dtype=xps.float32)
+        assert rows.dtype == xps.float32
+        np.testing.assert_array_equal(_stays(xps, device, rows), np.eye(3)[[2, 0, 1]])
+    with pytest.raises(ValueError, match="label 3 is out of range"):
+        losses.one_hot(_on(xps, device, [0, 3]), 3)
+
+
+@pytest.mark.parametrize("as_rows", [False, True])
+def test_softmax_cross_entropy_on_another_device(strict, rng, as_rows):
+    xps, device = strict
+    logits = np.vstack([[1e308, -1e308, 0.0], rng.standard_normal((3, 3))])
+    labels = np.array([2, 0, 1, 2])
+    target = np.eye(3, dtype=np.int64)[labels] if as_rows else labels
+    loss, grad = losses.softmax_cross_entropy(_on(xps, device, logits), _on(xps, device, target))
+    want_loss, want_grad = losses.softmax_cross_entropy(logits, labels)
+    assert type(loss) is float and loss == pytest.approx(want_loss, rel=1e-15)
+    np.testing.assert_allclose(_stays(xps, device, grad), want_grad, rtol=1e-15)
+
+
+def test_other_losses_on_another_device(strict):
+    xps, device = strict
+    p, y = np.array([[0.2], [0.9], [1.0]]), np.array([[0.0], [1.0], [1.0]])
+    for fn in (losses.half_sse, losses.mse, losses.binary_cross_entropy):
+        loss, grad = fn(_on(xps, device, p), _on(xps, device, y))
+        want_loss, want_grad = fn(p, y)
+        assert type(loss) is float and loss == pytest.approx(want_loss, rel=1e-15)
+        np.testing.assert_allclose(_stays(xps, device, grad), want_grad, rtol=1e-15)
+    with pytest.raises(ValueError, match="entry of p must lie in"):
+        losses.binary_cross_entropy(_on(xps, device, [[1.5]]), _on(xps, device, [[1.0]]))
+    with pytest.raises(ValueError, match="got an empty batch"):
+        losses.mse(_on(xps, device, np.zeros((0, 2))), _on(xps, device, np.zeros((0, 2))))
+    with pytest.raises(ValueError, match="target row 0"):
+        losses.softmax_cross_entropy(_on(xps, device, [[0.0, 0.0]]), _on(xps, device, [[0.5, 0.6]]))

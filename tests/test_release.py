@@ -343,6 +343,7 @@ def exercise_ids(nb):
             if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution")]
 
 
+@pytest.mark.kernel
 @needs_solutions
 @pytest.mark.parametrize("name", SOLUTION_NAMES or ["none"])
 def test_student_notebook_hides_the_solutions_and_raises_in_every_exercise(name):

@@ -25,17 +25,24 @@ def test_fit_learns_xor_and_records_history():
     assert "300 epochs" in repr(history)
 
 
+class CountingSGD(optim.SGD):
+    """SGD that counts its steps."""
+
+    steps = 0
+
+    def step(self):
+        self.steps += 1
+        super().step()
+
+
 def test_batch_sizes_full_single_and_mini(rng):
     X, y = data.blobs(n=50, centers=2, rng=1)
     for batch_size, steps in ((None, 1), (1, 50), (16, 4)):
         model = nn.mlp([2, 3, 2], rng=0)
-        calls = []
-        opt = optim.SGD(model.parameters(), lr=0.1)
-        step = opt.step
-        opt.step = lambda: (calls.append(1), step())
+        opt = CountingSGD(model.parameters(), lr=0.1)
         train.fit(model, losses.softmax_cross_entropy, opt, X, y, epochs=2, batch_size=batch_size,
                   progress=False)
-        assert len(calls) == 2 * steps
+        assert opt.steps == 2 * steps
 
 
 def test_full_batch_fit_equals_hand_written_gradient_descent():

@@ -71,8 +71,15 @@ from pathlib import Path
 
 from course.grading import report
 from course.grading._execute import Limits, run_plan
-from course.grading._plan import (Assignment, GradedCell, load_source, read_answers,
-                                  review_notes, split_hidden, submission_names)
+from course.grading._plan import (
+    Assignment,
+    GradedCell,
+    load_source,
+    read_answers,
+    review_notes,
+    split_hidden,
+    submission_names,
+)
 
 __all__ = ["Assignment", "CellResult", "GradedCell", "Gradebook", "SubmissionResult",
            "grade_submissions", "load_source", "main", "read_answers", "review_notes",

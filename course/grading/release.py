@@ -24,8 +24,7 @@ from pathlib import Path
 
 import nbformat
 
-from course.grading.markup import (BEGIN_HIDDEN_TESTS, BEGIN_SOLUTION, END_HIDDEN_TESTS,
-                                   END_SOLUTION)
+from course.grading.markup import BEGIN_HIDDEN_TESTS, BEGIN_SOLUTION, END_HIDDEN_TESTS, END_SOLUTION
 
 ANSWER_STUB = "YOUR ANSWER HERE"
 # The phrase that identifies each marker line, and the region it opens or closes.

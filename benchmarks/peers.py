@@ -1,17 +1,24 @@
-"""Benchmarks against peers, run by ``course bench`` (and ``benchmarks/run.py``).
+"""Benchmarks against peers: what ``python benchmarks/run.py`` measures.
 
 1. MNIST: the same 784-256-128-10 ReLU network, softmax cross-entropy, Adam
    (lr 1e-3), batches of 128, float32, trained with ``course``, PyTorch on the
-   CPU and scikit-learn's ``MLPClassifier``. Epochs alternate between the three
-   so that each sees the same machine load; we report the median seconds per
-   epoch, the ratio to PyTorch, and test accuracy after the last epoch.
+   CPU and scikit-learn's ``MLPClassifier``. Epochs alternate between the peers
+   so that each sees the same machine load; ``compare`` reports the median
+   seconds per epoch and the test accuracy after the last epoch.
 2. Seed 002 (Higham & Higham 2019): the 2-2-3-2 sigmoid network on ten points,
    per-sample SGD with eta = 0.05 for 10^6 steps (148.6 s in MATLAB per the
    seed), with ``course.train.fit``, with a plain NumPy loop and with PyTorch.
 
 PyTorch and scikit-learn are optional (``pip install -e ".[bench]"``); a peer
 that is not installed is left out of the table.
+
+Each MNIST peer is a *trainer*: ``make(X, y)`` with X: (N, 784) float32 and
+y: (N,) int64 returns ``(epoch, accuracy)``, where ``epoch(seed)`` runs one
+epoch and ``accuracy(X_test, y_test)`` returns a float, or None for a
+measurement that trains no model. A new row of the MNIST table is one more
+entry in ``TRAINERS``.
 """
+import itertools
 import statistics
 import time
 
@@ -20,14 +27,19 @@ import numpy as np
 from course import data, losses, nn, optim, train
 
 SIZES = [784, 256, 128, 10]
+BATCH = 128
+
+
+# ---------------------------------------------------------------- MNIST
 
 
 def _course_trainer(X, y):
+    """``course``: nn.mlp, Adam, train.fit one epoch at a time. X: (N, 784) float32, y: (N,)."""
     model = nn.mlp(SIZES, rng=0, dtype=np.float32)
     opt = optim.Adam(model.parameters(), lr=1e-3)
 
     def epoch(seed):
-        train.fit(model, losses.softmax_cross_entropy, opt, X, y, epochs=1, batch_size=128,
+        train.fit(model, losses.softmax_cross_entropy, opt, X, y, epochs=1, batch_size=BATCH,
                   progress=False, seed=seed, metrics=())
 
     def accuracy(X_test, y_test):
@@ -37,12 +49,13 @@ def _course_trainer(X, y):
 
 
 def _torch_trainer(X, y):
+    """PyTorch on the CPU, 2 threads: the usual zero_grad / forward / backward / step loop."""
     import torch
 
     torch.set_num_threads(2)
     torch.manual_seed(0)
     layers = []
-    for i, (n_in, n_out) in enumerate(zip(SIZES[:-1], SIZES[1:])):
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(SIZES)):
         layers += [torch.nn.Linear(n_in, n_out)] + ([torch.nn.ReLU()] if i < len(SIZES) - 2 else [])
     model = torch.nn.Sequential(*layers)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -51,8 +64,8 @@ def _torch_trainer(X, y):
 
     def epoch(seed):
         order = torch.randperm(len(X_t), generator=torch.Generator().manual_seed(seed))
-        for start in range(0, len(X_t), 128):
-            idx = order[start:start + 128]
+        for start in range(0, len(X_t), BATCH):
+            idx = order[start:start + BATCH]
             opt.zero_grad()
             loss_fn(model(X_t[idx]), y_t[idx]).backward()
             opt.step()
@@ -65,10 +78,11 @@ def _torch_trainer(X, y):
 
 
 def _sklearn_trainer(X, y):
+    """scikit-learn's MLPClassifier, one ``partial_fit`` pass per epoch."""
     from sklearn.neural_network import MLPClassifier
 
     model = MLPClassifier(hidden_layer_sizes=tuple(SIZES[1:-1]), solver="adam", alpha=0.0,
-                          learning_rate_init=1e-3, batch_size=128, random_state=0)
+                          learning_rate_init=1e-3, batch_size=BATCH, random_state=0)
     classes = np.arange(10)
 
     def epoch(seed):
@@ -80,17 +94,60 @@ def _sklearn_trainer(X, y):
     return epoch, accuracy
 
 
-def mnist(epochs=5, data_dir=None, peers=("course", "pytorch", "scikit-learn")):
-    """Time ``epochs`` epochs of each peer, alternating; returns a list of result dicts."""
+def _matmul_floor(X, y):
+    """The epoch's matrix products alone, in NumPy: the floor under any NumPy implementation.
+
+    Per batch of 128: the three forward products and the five backward ones of
+    ``course``'s training step (dW for every layer, dX for all but the first),
+    on arrays of the right shapes, with nothing else: no activation, loss,
+    gathering or update. X: (N, 784) float32.
+    """
+    rng = np.random.default_rng(0)
+    Ws = [rng.standard_normal((n_in, n_out)).astype(np.float32) * 0.05
+          for n_in, n_out in itertools.pairwise(SIZES)]
+
+    def epoch(seed):
+        for start in range(0, len(X), BATCH):
+            inputs = [X[start:start + BATCH]]
+            for W in Ws:  # forward: X @ W1, H1 @ W2, H2 @ W3
+                inputs.append(inputs[-1] @ W)
+            dout = inputs.pop()
+            for i in range(len(Ws) - 1, -1, -1):  # backward: dW = H^T dout, dH = dout W^T
+                inputs[i].T @ dout
+                if i > 0:
+                    dout = dout @ Ws[i].T
+
+    return epoch, lambda X_test, y_test: None
+
+
+TRAINERS = {"course": _course_trainer, "pytorch": _torch_trainer,
+            "scikit-learn": _sklearn_trainer, "matrix products alone": _matmul_floor}
+
+
+def load(data_dir=None):
+    """MNIST ready for the trainers: ``(X_train, y_train), (X_test, y_test)``.
+
+    X_train: (60000, 784) float32 in [0, 1], y_train: (60000,) int64;
+    X_test: (10000, 784), y_test: (10000,).
+    """
     (X_train, y_train), (X_test, y_test) = data.load_mnist(data_dir)
-    X_train, y_train = data.prepare(X_train, y_train)
-    X_test, y_test = data.prepare(X_test, y_test)
-    makers = {"course": _course_trainer, "pytorch": _torch_trainer,
-              "scikit-learn": _sklearn_trainer}
+    return data.prepare(X_train, y_train), data.prepare(X_test, y_test)
+
+
+def compare(train_set, test_set, epochs=5, peers=tuple(TRAINERS)):
+    """Time ``epochs`` epochs of each peer, the peers taking turns epoch by epoch.
+
+    train_set: (X: (N, 784) float32, y: (N,) int64); test_set likewise.
+    A peer that is not installed is left out, with a line saying so.
+
+    Returns:
+        one dict per peer: ``peer``, ``seconds_per_epoch`` (the median),
+        ``epoch_times`` (seconds, one per epoch), ``test_accuracy`` (float or None).
+    """
     trainers = {}
     for name in peers:
         try:
-            trainers[name] = makers[name](X_train, y_train)
+            trainers[name] = TRAINERS[name](*train_set)
         except ImportError:
             print(f"({name} is not installed: left out; pip install -e \".[bench]\")")
     times = {name: [] for name in trainers}
@@ -100,8 +157,17 @@ def mnist(epochs=5, data_dir=None, peers=("course", "pytorch", "scikit-learn")):
             epoch(e)
             times[name].append(time.perf_counter() - start)
     return [{"peer": name, "seconds_per_epoch": statistics.median(times[name]),
-             "epoch_times": times[name], "test_accuracy": accuracy(X_test, y_test)}
+             "epoch_times": times[name], "test_accuracy": accuracy(*test_set)}
             for name, (_, accuracy) in trainers.items()]
+
+
+def mnist(epochs=5, data_dir=None, peers=tuple(TRAINERS)):
+    """Load MNIST and ``compare`` the peers on it; returns ``compare``'s list of dicts."""
+    train_set, test_set = load(data_dir)
+    return compare(train_set, test_set, epochs, peers)
+
+
+# ---------------------------------------------------------------- seed 002
 
 
 def hh19_course(steps=10**6):
@@ -183,36 +249,3 @@ def hh19_plain_numpy(steps=10**6, record_cost=False):
     seconds = time.perf_counter() - start
     A = sigma(W4 @ sigma(W3 @ sigma(W2 @ X.T + b2) + b3) + b4)
     return seconds, 0.5 * float(np.sum((A - Y.T) ** 2)) / len(X)
-
-
-def main(quick=False, data_dir=None):
-    """Run both benchmarks and print tables; returns 0."""
-    epochs, steps = (2, 10**5) if quick else (5, 10**6)
-    print(f"MNIST 784-256-128-10 ReLU, Adam lr 1e-3, batch 128, float32, {epochs} epochs "
-          "(median s/epoch; epochs alternate between peers)", flush=True)
-    results = mnist(epochs, data_dir)
-    reference = next((r["seconds_per_epoch"] for r in results if r["peer"] == "pytorch"), None)
-    print(f"| peer | s/epoch | ratio to PyTorch | test accuracy |\n|---|---|---|---|")
-    for r in results:
-        ratio = f"{r['seconds_per_epoch'] / reference:.2f}" if reference else "n/a"
-        print(f"| {r['peer']} | {r['seconds_per_epoch']:.2f} | {ratio} | {r['test_accuracy']:.2%} |")
-    print(f"\nSeed 002 (HH19): {steps:,} per-sample SGD steps of the 2-2-3-2 sigmoid network "
-          "(rows appear as they finish)")
-    print("| implementation | seconds | ratio to plain NumPy |\n|---|---|---|", flush=True)
-    plain_s, _ = hh19_plain_numpy(steps)
-    print(f"| plain NumPy loop | {plain_s:.1f} | 1.00 |", flush=True)
-    course_s, cost = hh19_course(steps)
-    print(f"| course.train.fit | {course_s:.1f} | {course_s / plain_s:.2f} |", flush=True)
-    recording_s, _ = hh19_plain_numpy(steps, record_cost=True)
-    print(f"| plain NumPy loop, cost of all ten points after every step (netbp.m's savecost) | "
-          f"{recording_s:.1f} | {recording_s / plain_s:.2f} |", flush=True)
-    torch_steps = steps // 10  # PyTorch is slow at this size: time a tenth, scale up
-    try:
-        torch_s = hh19_torch(torch_steps)[0] * steps / torch_steps
-        print(f"| PyTorch, 1 thread (timed over {torch_steps:,} steps, scaled) | {torch_s:.1f} | "
-              f"{torch_s / plain_s:.2f} |")
-    except ImportError:
-        print("| PyTorch | not installed | |")
-    print(f"| MATLAB (the seed's figure, 10^6 steps) | 148.6 | |")
-    print(f"(final mean cost per point with course: {cost:.2e})")
-    return 0
