@@ -14,8 +14,16 @@ that are not probability distributions, class numbers out of range. A NaN in
 the prediction is not an error: the loss is then NaN, which is how
 ``train.fit`` notices that a run diverged.
 
+Checking the *values* of the targets (and of binary_cross_entropy's p) costs
+no transfer from the GPU of its own: a batch that fails the check turns the
+loss into NaN on the device, and only when the loss comes back NaN are the
+inputs looked at again, to say what is wrong (see ``_loss_value``). So a
+training step copies one number to the host, the loss, whatever the checks.
+
 L2 regularisation (weight decay) lives in the optimizer, not here.
 """
+import math
+
 import numpy as np
 
 from course import activations
@@ -52,6 +60,21 @@ def _flagged(x, bad):
     bad = xp.reshape(bad, (-1,))
     first = int(xp.argmax(xp.astype(bad, xp.int8)))  # argmax gives the first True
     return int(xp.sum(xp.astype(bad, xp.int64))), float(xp.reshape(x, (-1,))[first])
+
+
+def _loss_value(loss, valid, explain):
+    """The loss as a Python float, after the check ``valid``: the one transfer to the host.
+
+    loss: a 0-d array. valid: a 0-d boolean array, False when the inputs fail a
+    check. An invalid batch makes the loss NaN on the device; only then is
+    ``explain()`` called, which raises an error naming what is wrong, or returns
+    when the NaN came from the prediction itself (a diverged run).
+    """
+    xp = namespace(loss)
+    value = float(xp.where(valid, loss, xp.full_like(loss, math.nan)))
+    if math.isnan(value):
+        explain()
+    return value
 
 
 def _sum_of_squares(diff):
@@ -136,13 +159,48 @@ def binary_cross_entropy(p, y):
     _check_not_empty(name, "p", p)
     if y.dtype != p.dtype:
         y = xp.astype(y, p.dtype)
-    _check_in_unit_interval(name, "p", p, "pass probabilities, e.g. sigmoid(z), not the scores z")
-    _check_in_unit_interval(name, "y", y, "targets are 0/1 labels or probabilities")
+
+    def explain():
+        _check_in_unit_interval(name, "p", p, "pass probabilities, e.g. sigmoid(z), not the scores z")
+        _check_in_unit_interval(name, "y", y, "targets are 0/1 labels or probabilities")
+
+    valid = xp.all((p >= 0) & (p <= 1) & (y >= 0) & (y <= 1))  # False for a NaN too
     eps = float(xp.finfo(p.dtype).eps)
-    p = xp.clip(p, eps, 1.0 - eps)
+    q = xp.clip(p, eps, 1.0 - eps)  # p, with 0 and 1 moved in by eps
     n = p.shape[0]
-    loss = -xp.sum(y * xp.log(p) + (1.0 - y) * xp.log(1.0 - p)) / n
-    return float(loss), (p - y) / (p * (1.0 - p) * n)
+    loss = -xp.sum(y * xp.log(q) + (1.0 - y) * xp.log(1.0 - q)) / n
+    return _loss_value(loss, valid, explain), (q - y) / (q * (1.0 - q) * n)
+
+
+def _check_label_dtype(labels):
+    """Raise unless labels (N,) hold integers or floats (whole numbers are checked with the values)."""
+    xp = namespace(labels)
+    if labels.ndim != 1:
+        raise ValueError(f"one_hot: labels must have shape (N,), got {tuple(labels.shape)}")
+    if not (xp.isdtype(labels.dtype, "real floating") or xp.isdtype(labels.dtype, "integral")):
+        raise TypeError(f"labels must be integer class numbers, got dtype {labels.dtype}")
+
+
+def _check_label_values(labels, num_classes):
+    """Raise ValueError naming the first label (N,) that is not a whole number in [0, num_classes)."""
+    xp = namespace(labels)
+    if xp.isdtype(labels.dtype, "real floating"):
+        count, first = _flagged(labels, labels != xp.round(labels))  # NaN counts too
+        if count:
+            raise ValueError(f"labels must be whole class numbers, got {first}")
+    count, first = _flagged(labels, (labels < 0) | (labels >= num_classes))
+    if count:
+        raise ValueError(
+            f"label {int(first)} is out of range for {num_classes} classes "
+            f"(labels must be 0..{num_classes - 1})"
+        )
+
+
+def _one_hot_rows(labels, num_classes, dtype):
+    """Rows (N, num_classes) with a 1 at each label (N,); a label that is no class gives a row of 0s."""
+    xp = namespace(labels)
+    classes = xp.arange(num_classes, dtype=labels.dtype, device=labels.device)
+    return xp.astype(labels[:, None] == classes[None, :], dtype)
 
 
 def one_hot(labels, num_classes, dtype=None):
@@ -152,28 +210,15 @@ def one_hot(labels, num_classes, dtype=None):
     defaults to float64. The rows are made in the labels' namespace and on their
     device. A label outside the range raises ValueError naming it.
     """
+    _check_label_dtype(labels)
+    _check_label_values(labels, num_classes)
     xp = namespace(labels)
-    if labels.ndim != 1:
-        raise ValueError(f"one_hot: labels must have shape (N,), got {tuple(labels.shape)}")
-    if xp.isdtype(labels.dtype, "real floating"):
-        count, first = _flagged(labels, labels != xp.round(labels))  # NaN counts too
-        if count:
-            raise ValueError(f"labels must be whole class numbers, got {first}")
-    elif not xp.isdtype(labels.dtype, "integral"):
-        raise TypeError(f"labels must be integer class numbers, got dtype {labels.dtype}")
-    count, first = _flagged(labels, (labels < 0) | (labels >= num_classes))
-    if count:
-        raise ValueError(
-            f"label {int(first)} is out of range for {num_classes} classes "
-            f"(labels must be 0..{num_classes - 1})"
-        )
-    classes = xp.arange(num_classes, dtype=labels.dtype, device=labels.device)
-    dtype = xp.float64 if dtype is None else dtype
-    return xp.astype(labels[:, None] == classes[None, :], dtype)
+    return _one_hot_rows(labels, num_classes, xp.float64 if dtype is None else dtype)
 
 
-def _check_distributions(name, Y):
-    """Raise ValueError naming the first row of Y (N, K) that is not a probability distribution.
+def _bad_rows(Y):
+    """For target rows Y (N, K): (negative, sums, bad), each (N,); ``bad`` marks rows that are
+    not probability distributions.
 
     A row must have no negative entry and sum to 1, exactly for integer targets,
     within sqrt(eps) of the dtype for floating-point ones (1.5e-8 in float64,
@@ -185,7 +230,13 @@ def _check_distributions(name, Y):
         Y = xp.astype(Y, xp.int8)  # booleans
     negative = xp.any(Y < 0, axis=1)
     sums = xp.sum(Y, axis=1)
-    bad = negative | ~(xp.abs(sums - 1) <= tol)  # written so that a NaN sum is bad too
+    return negative, sums, negative | ~(xp.abs(sums - 1) <= tol)  # so that a NaN sum is bad too
+
+
+def _check_distributions(name, Y):
+    """Raise ValueError naming the first row of Y (N, K) that is not a probability distribution."""
+    xp = namespace(Y)
+    negative, sums, bad = _bad_rows(Y)
     if bool(xp.any(bad)):
         i = int(xp.argmax(xp.astype(bad, xp.int8)))
         what = (f"has a negative entry, {float(xp.min(Y[i, :]))}" if bool(negative[i])
@@ -228,13 +279,24 @@ def softmax_cross_entropy(logits, labels):
         if labels.shape[0] != n:
             raise ValueError(f"{name}: {n} rows of logits but {labels.shape[0]} labels")
         try:
-            Y = one_hot(labels, k, dtype=logits.dtype)
-        except (ValueError, TypeError) as exc:
-            raise type(exc)(f"{name}: {exc}") from None
+            _check_label_dtype(labels)
+        except TypeError as exc:
+            raise TypeError(f"{name}: {exc}") from None
+        Y = _one_hot_rows(labels, k, logits.dtype)
+        valid = xp.all(xp.sum(Y, axis=1) == 1)  # a label that is not a class has a row of 0s
+
+        def explain():
+            try:
+                _check_label_values(labels, k)
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
     else:
         _check_same_shape(name, logits, labels)
-        _check_distributions(name, labels)
+        valid = ~xp.any(_bad_rows(labels)[2])
         Y = labels if labels.dtype == logits.dtype else xp.astype(labels, logits.dtype)
+
+        def explain():
+            _check_distributions(name, labels)
     log_p = activations.log_softmax(logits, axis=1)
     probabilities = xp.exp(log_p)  # softmax(logits)
     # Cross-entropy counts 0 log 0 as 0; leaving it to Y * log_p would give 0 * (-inf)
@@ -242,4 +304,4 @@ def softmax_cross_entropy(logits, labels):
     log_p = xp.where(Y > 0, log_p, xp.zeros_like(log_p))
     # Dividing by N before summing keeps the mean finite when the sum would overflow.
     loss = -xp.sum(Y * log_p / n)
-    return float(loss), (probabilities - Y) / n
+    return _loss_value(loss, valid, explain), (probabilities - Y) / n

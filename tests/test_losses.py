@@ -310,3 +310,30 @@ def test_other_losses_on_another_device(strict):
         losses.mse(_on(xps, device, np.zeros((0, 2))), _on(xps, device, np.zeros((0, 2))))
     with pytest.raises(ValueError, match="target row 0"):
         losses.softmax_cross_entropy(_on(xps, device, [[0.0, 0.0]]), _on(xps, device, [[0.5, 0.6]]))
+
+
+def test_valid_targets_cost_no_transfer_beyond_the_loss(monkeypatch, rng):
+    """The host-side checks (which copy arrays to the host) run only when a batch fails.
+
+    A valid batch makes one transfer, the loss itself: the checks stay on the device and fold
+    into the loss, so a training step on a GPU waits for the host once.
+    """
+    def host_check(*args):
+        raise AssertionError("a host-side check ran on a valid batch")
+
+    for helper in ("_flagged", "_check_distributions", "_check_label_values",
+                   "_check_in_unit_interval"):
+        monkeypatch.setattr(losses, helper, host_check)
+    logits = rng.standard_normal((6, 4))
+    losses.softmax_cross_entropy(logits, rng.integers(0, 4, 6))
+    losses.softmax_cross_entropy(logits, np.full((6, 4), 0.25))
+    losses.binary_cross_entropy(rng.uniform(size=(6, 1)), np.ones((6, 1)))
+    with pytest.raises(AssertionError, match="host-side check"):  # a bad batch is explained
+        losses.softmax_cross_entropy(logits, np.array([0, 1, 2, 3, 4, 0]))
+
+
+def test_a_nan_prediction_is_a_nan_loss_not_an_error():
+    loss, _ = losses.softmax_cross_entropy(np.array([[np.nan, 0.0]]), np.array([1]))
+    assert np.isnan(loss)
+    loss, _ = losses.binary_cross_entropy(np.array([np.nan, 0.5]), np.array([1.0, 0.0]))
+    assert np.isnan(loss)

@@ -47,8 +47,9 @@ def atomic_write(path, text):
     path = Path(path)
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)  # a folder a submission put there would stop the rename
-    handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", dir=path.parent,
-                                         prefix=f".{path.name}.", suffix=".tmp", delete=False)
+    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed below; removed if the write fails)
+        "w", encoding="utf-8", newline="", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
+        delete=False)
     try:
         with handle:
             handle.write(text)
