@@ -14,7 +14,10 @@ saying so in one line.
 
 Library code never imports NumPy or CuPy directly to compute; it asks
 ``namespace(x)`` for the module that owns an array ``x`` and calls that module's
-functions. This is what lets a test run the library on ``array_api_strict``.
+functions. So any array-API library works, not only these two:
+``use(array_api_strict)`` makes new parameters ``array_api_strict`` arrays, and
+training keeps every array in that namespace and on its device. The tests run
+the library that way, which keeps the GPU path honest on a machine without one.
 """
 import importlib
 
@@ -59,6 +62,8 @@ def use(device="cpu", array_device=None):
     Returns:
         The device now in use: ``"cpu"``, ``"gpu"``, or the namespace's name.
     """
+    if device is np or getattr(device, "__name__", None) == "cupy":
+        device = "cpu" if device is np else "gpu"  # the modules of the two named devices
     if not isinstance(device, str):
         if not hasattr(device, "asarray"):
             raise ValueError(f"device must be 'cpu', 'gpu', 'auto' or an array namespace, "

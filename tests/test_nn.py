@@ -203,8 +203,7 @@ def test_unknown_init_and_activation_are_named():
     (lambda: nn.LeakyReLU(0.1), "leaky_relu"), (nn.Softmax, "softmax"),
     (lambda: nn.Dense(4, 3, rng=1), "linear"),
 ])
-def test_layers_match_pytorch(ours, theirs, rng):
-    torch = pytest.importorskip("torch", reason="PyTorch is an optional second reference")
+def test_layers_match_pytorch(ours, theirs, rng, torch):
     F = torch.nn.functional
     layer = ours()
     x = rng.standard_normal((5, 4))

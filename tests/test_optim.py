@@ -85,8 +85,7 @@ def test_nadam_by_hand():
     ({"lr": 0.01, "betas": (0.8, 0.99)}, "Adam"),
     ({"lr": 0.01, "weight_decay": 0.1}, "Adam"),
 ])
-def test_matches_torch_optim(kwargs, opt_name):
-    torch = pytest.importorskip("torch", reason="PyTorch is an optional second reference")
+def test_matches_torch_optim(kwargs, opt_name, torch):
     ours = run(getattr(optim, opt_name), GRADS, **kwargs)
     t = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
     opt = getattr(torch.optim, opt_name)([t], **kwargs)
