@@ -58,11 +58,6 @@ class Optimizer:
         """Update every parameter once from its current ``.grad``."""
         raise NotImplementedError(f"{type(self).__name__} must define step()")
 
-    @staticmethod
-    def _grad(p, weight_decay):
-        """p's gradient with L2 weight decay folded in: g = grad + weight_decay * data."""
-        return p.grad + weight_decay * p.data if weight_decay else p.grad
-
 
 class SGD(Optimizer):
     """Stochastic gradient descent with optional momentum, Nesterov and weight decay.
@@ -104,7 +99,7 @@ class SGD(Optimizer):
     def step(self):
         """Update every parameter once from its current ``.grad``."""
         for p in self.params:
-            g = self._grad(p, self.weight_decay)
+            g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
             if self.momentum:
                 if p in self.state:
                     v = self.state[p]["v"]
@@ -150,7 +145,7 @@ class Adam(Optimizer):
         """Update every parameter once from its current ``.grad``."""
         beta1, beta2 = self.betas
         for p in self.params:
-            g = self._grad(p, self.weight_decay)
+            g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
             if p not in self.state:
                 xp = namespace(g)
                 self.state[p] = {"t": 0, "m": xp.zeros_like(g), "v": xp.zeros_like(g)}
