@@ -144,7 +144,7 @@ def evaluate(model, loss_fn, X, y, batch_size=1024, metrics=("accuracy",)):
     n = X.shape[0]
     if n == 0:
         raise ValueError("evaluate: got an empty batch (X has no rows)")
-    total, correct = 0.0, 0.0
+    total, correct = 0.0, 0  # correct stays on the device until the end
     want_accuracy = "accuracy" in metrics and _accuracy_applies(y)
     was_training = model.training
     model.eval()  # dropout off, batch normalisation on its running statistics
@@ -153,12 +153,12 @@ def evaluate(model, loss_fn, X, y, batch_size=1024, metrics=("accuracy",)):
             y_hat = model(X_b)
             total += loss_fn(y_hat, y_b)[0] * X_b.shape[0]
             if want_accuracy:
-                correct += accuracy(y_hat, y_b) * X_b.shape[0]
+                correct += _correct(y_hat, _labels(y_b))
     finally:
         model.train(was_training)
     result = {"loss": total / n}
     if want_accuracy:
-        result["accuracy"] = correct / n
+        result["accuracy"] = int(correct) / n
     return result
 
 

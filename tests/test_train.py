@@ -175,3 +175,56 @@ def test_history_plot_draws_curves():
     loss_ax, acc_ax = fig.axes
     assert [line.get_label() for line in loss_ax.lines] == ["loss", "val_loss"]
     assert loss_ax.get_yscale() == "log" and len(acc_ax.lines) == 2
+
+
+class ModeProbe(nn.Module):
+    """A module that records, at every forward, whether it is in training mode."""
+
+    def __init__(self):
+        self.dense = nn.Dense(2, 2, rng=0)
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append((self.training, self.dense.training, x.shape[0]))
+        return self.dense(x)
+
+    def backward(self, dout):
+        return self.dense.backward(dout)
+
+
+@pytest.mark.parametrize("start_in_eval", [False, True])
+def test_fit_trains_in_training_mode_validates_in_eval_mode_and_restores_both(start_in_eval):
+    X, y = data.blobs(n=12, centers=2, rng=0)
+    model = ModeProbe()
+    if start_in_eval:
+        model.eval()
+    train.fit(model, losses.softmax_cross_entropy, optim.SGD(model.parameters(), lr=0.1), X, y,
+              epochs=2, batch_size=4, validation=(X[:5], y[:5]), progress=False)
+    assert [(m, inner) for m, inner, n in model.seen if n == 4] == [(True, True)] * 6
+    assert [(m, inner) for m, inner, n in model.seen if n == 5] == [(False, False)] * 2
+    assert model.training is not start_in_eval and model.dense.training is not start_in_eval
+    assert model.input_grad is True and model.dense.input_grad is True
+    scores = train.evaluate(model, losses.softmax_cross_entropy, X, y)
+    assert model.seen[-1][:2] == (False, False) and model.training is not start_in_eval
+    assert 0 <= scores["accuracy"] <= 1
+
+
+def test_fit_skips_the_data_gradient_and_restores_the_flag_after_an_error():
+    X, y = data.logic_gate("and")
+    model = nn.Sequential(nn.Dense(2, 1, rng=0), nn.Sigmoid())
+    seen = []
+    backward = model[0].backward
+
+    def spy(dout):
+        dx = backward(dout)
+        seen.append(dx)
+        return dx
+
+    model[0].backward = spy
+    train.fit(model, losses.half_sse, optim.SGD(model.parameters(), lr=0.1), X, y, epochs=2,
+              progress=False)
+    assert seen == [None, None] and model.input_grad is True
+    with pytest.raises(train.TrainingDiverged):
+        train.fit(model, losses.half_sse, optim.SGD(model.parameters(), lr=1e300), X, y * 1e300,
+                  epochs=3, progress=False)
+    assert model.input_grad is True and model.training is True
