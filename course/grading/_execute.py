@@ -20,7 +20,15 @@ A step that runs out of time is interrupted; if the kernel answers again within 
 seconds, grading goes on. If it does not, or the kernel dies (``os._exit``, a crash, the
 memory cap), the plan is run again in a new kernel with that step left out: an answer is
 replaced by its released stub, a test counts as failed. After ``MAX_KERNELS`` kernels, or
-when the total time is used up, the steps still to run are reported as not run.
+when the total time is used up, the steps still to run are reported as not run. A kernel
+that dies or fails while starting is started once more; if that fails too, the plan's
+``error`` says why, and nothing is raised.
+
+Output. What a cell prints or displays plays no part in a verdict, but it travels to the
+grader, so at most ``OUTPUT_LIMIT`` characters of it are kept per cell (the first ones;
+the rest is counted, and a note on stderr says how much was dropped), and only the cell
+that runs now keeps its outputs at all. Error names, messages and tracebacks are cut to
+the same size. The token a test prints is looked for in everything printed, kept or not.
 """
 import logging
 import os
@@ -49,10 +57,13 @@ MAX_KERNELS = 10
 INTERRUPT_GRACE = 3.0
 #: Seconds a kernel has to start.
 STARTUP_TIMEOUT = 60.0
+#: Characters of output (printed text, displays, errors) kept per cell.
+OUTPUT_LIMIT = 2**20
 GUARD = '__import__("course.grading._guard", fromlist=["_guard"])'
 _QUIET = logging.getLogger("course.grading.kernel")
 _QUIET.disabled = True  # nbclient logs timeouts and dead kernels; the results report them
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_OUTPUT_MESSAGES = {"stream", "display_data", "execute_result", "update_display_data", "error"}
 
 
 @dataclass
@@ -179,6 +190,9 @@ async def run_plan(steps, guard_call, limits):
     for attempt in range(MAX_KERNELS):
         run = _Run(steps, guard_call, limits, deadline, left_out)
         result = await run.go()
+        if result.error and time.monotonic() < deadline:  # it did not start: once more
+            run = _Run(steps, guard_call, limits, deadline, left_out)
+            result = await run.go()
         if run.fatal is None:
             return result
         index, reason = run.fatal
@@ -201,6 +215,7 @@ class _Run:
         self.left_out = left_out
         self.fatal = None  # (step index, reason) when the kernel died or got stuck
         self.client = None
+        self.km = None  # kept here too: nbclient forgets it when a start fails
         self._replies = {}  # cell index -> execute_reply, filled by nbclient's hook
         # On a timeout nbclient interrupts the kernel, waits briefly for the cell to end and
         # then reports this made-up error, whose name no student code can know.
@@ -214,7 +229,10 @@ class _Run:
             workdir = os.path.join(root, "work")
             os.mkdir(workdir)
             try:
-                error = await self._start(root, workdir)
+                try:
+                    error = await self._start(root, workdir)
+                except Exception as exc:  # noqa: BLE001 - reported as the plan's error
+                    error = f"the grading kernel did not start: {_clip(str(exc))}"
                 if error:
                     return PlanResult(results, error=error)
                 for index, step in enumerate(self.steps):
@@ -239,8 +257,8 @@ class _Run:
         """Start the kernel and the guard; return an error message, or "" on success."""
         specs = _GradingKernels()
         specs.memory_limit = int(self.limits.memory_limit or 0)
-        km = AsyncKernelManager(kernel_name="python3", kernel_spec_manager=specs)
-        self.client = NotebookClient(
+        km = self.km = AsyncKernelManager(kernel_name="python3", kernel_spec_manager=specs)
+        self.client = _Client(
             nbformat.v4.new_notebook(), km=km, allow_errors=True, record_timing=False,
             startup_timeout=STARTUP_TIMEOUT, interrupt_on_timeout=True,
             error_on_timeout={"ename": self._timeout_name, "evalue": "", "traceback": []},
@@ -252,7 +270,7 @@ class _Run:
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             await self.client.async_start_new_kernel_client()
         except Exception as exc:  # noqa: BLE001 - any failure to start is reported
-            return f"the grading kernel did not start: {exc}"
+            return f"the grading kernel did not start: {_clip(str(exc))}"
         outcome = await self._execute(self.guard_call, timeout=STARTUP_TIMEOUT, history=False)
         if outcome.status != "ok":
             detail = outcome.evalue or outcome.reason or outcome.status
@@ -260,21 +278,29 @@ class _Run:
         return ""
 
     async def _stop(self):
-        """Stop the kernel (and every process it started) and close the connection."""
+        """Stop the kernel (and every process it started) and close the connection.
+
+        Never raises: the kernel may be dead, may never have started, and nbclient sets
+        ``km`` and ``kc`` to None when a start fails (``self.km`` still has the manager).
+        """
         client = self.client
-        if client is None:
+        kc = getattr(client, "kc", None)
+        km = getattr(client, "km", None) or self.km
+        if kc is not None:
+            try:
+                kc.stop_channels()
+            except Exception:  # noqa: BLE001 - the connection is already gone
+                pass
+        if km is None:
             return
-        km = client.km
-        if client.kc is not None:
-            client.kc.stop_channels()
-        for action in (lambda: km.shutdown_kernel(now=True), km.cleanup_resources):
+        for action in (lambda: km.shutdown_kernel(now=True), lambda: km.cleanup_resources()):
             try:
                 await action()
             except Exception:  # noqa: BLE001 - already dead, or never started
                 pass
 
     async def _exit_reason(self):
-        provisioner = getattr(self.client.km, "provisioner", None)
+        provisioner = getattr(getattr(self.client, "km", None) or self.km, "provisioner", None)
         returncode = None
         if provisioner is not None:
             try:
@@ -302,8 +328,12 @@ class _Run:
             pieces = _with_epilogue(source, f"{GUARD}.seal({token!r}, {names!r})")
             outcome = await self._execute(f"{GUARD}.watch({pieces[0][0]!r})", history=False)
             if outcome.status == "ok":
-                outcome = await self._execute_all(pieces)
-                outcome.sealed = outcome.status == "ok" and self._printed(token)
+                self.client.watch = f"\n{token}\n"
+                try:
+                    outcome = await self._execute_all(pieces)
+                    outcome.sealed = outcome.status == "ok" and self._printed(token)
+                finally:
+                    self.client.watch = ""
         stopped_early = outcome.status in ("error", "timeout") or (
             step.kind == "test" and outcome.status == "ok" and not outcome.sealed)
         if step.kind != "answer" and stopped_early:
@@ -332,6 +362,8 @@ class _Run:
         wanted = timeout or self.limits.cell_timeout
         limit = min(wanted, max(self.deadline - time.monotonic(), 0.001))
         client = self.client
+        if client.nb.cells:  # only the running cell keeps its outputs
+            client.nb.cells[-1].outputs = []
         cell = nbformat.v4.new_code_cell(code)
         client.nb.cells.append(cell)
         index = len(client.nb.cells) - 1
@@ -359,17 +391,19 @@ class _Run:
         outcome = StepResult("ok" if content.get("status") == "ok" else "error",
                              execution_count=content.get("execution_count"))
         if outcome.status == "error":
-            outcome.ename = str(content.get("ename", ""))
-            outcome.evalue = str(content.get("evalue", ""))
-            outcome.traceback = plain_text(content.get("traceback", []))
+            outcome.ename = _clip(str(content.get("ename", "")))
+            outcome.evalue = _clip(str(content.get("evalue", "")))
+            traceback = content.get("traceback") or []
+            if isinstance(traceback, list):
+                traceback = "\n".join(map(str, traceback))
+            outcome.traceback = plain_text([_clip(str(traceback), keep_end=True)])
         return outcome
 
     def _printed(self, token):
-        """Whether the last cell run printed ``token`` on a line of its own."""
-        text = "".join(output.get("text", "") for output in self.client.nb.cells[-1].outputs
-                       if output.get("output_type") == "stream"
-                       and output.get("name") == "stdout")
-        return f"\n{token}\n" in text
+        """Whether the last cell run printed ``token`` on a line of its own (seen by the
+        client as the text arrived, also in output it did not keep)."""
+        client = self.client
+        return client.watch == f"\n{token}\n" and client.found == len(client.nb.cells) - 1
 
     async def _probe(self):
         """After an interrupt: ``ok`` if the kernel answers a request within the grace time,
@@ -394,6 +428,105 @@ class _Run:
 
     async def _on_executed(self, cell, cell_index, execute_reply):
         self._replies[cell_index] = execute_reply
+
+
+class _Client(NotebookClient):
+    """nbclient's client, keeping at most ``OUTPUT_LIMIT`` characters of output per cell.
+
+    ``watch``: text to look for in what the running cell prints on stdout; ``found`` is
+    then that cell's index (a string split across messages is found too). As with the
+    outputs themselves, a ``clear_output`` clears it (with ``wait``, at the next output).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.watch = ""
+        self.found = None
+        self._cell = None  # the cell the counts below are for
+        self._kept = self._dropped = 0
+        self._tail = ""  # the last characters printed on stdout, for ``watch``
+        self._clear_next = False  # a clear_output(wait=True) is pending
+
+    def process_message(self, msg, cell, cell_index):
+        if cell_index != self._cell:
+            self._cell, self._kept, self._dropped, self._tail = cell_index, 0, 0, ""
+            self.found, self._clear_next = None, False
+        msg_type = msg.get("msg_type")
+        if msg_type == "clear_output":
+            if (msg.get("content") or {}).get("wait"):
+                self._clear_next = True
+            else:
+                self._cleared()
+        if msg_type in _OUTPUT_MESSAGES:
+            if self._clear_next:
+                self._clear_next = False
+                self._cleared()
+            msg = self._bounded(msg, cell_index)
+            if msg is None:
+                return None
+        elif msg_type == "status" and msg["content"].get("execution_state") == "idle" \
+                and self._dropped:
+            cell.outputs.append(nbformat.v4.new_output(
+                "stream", name="stderr",
+                text=f"\n... [output truncated: {self._dropped:,} characters dropped]\n"))
+            self._dropped = 0
+        return super().process_message(msg, cell, cell_index)
+
+    def _cleared(self):
+        self.found, self._tail, self._kept = None, "", 0
+
+    def _bounded(self, msg, cell_index):
+        """``msg`` as far as it fits in what is left of the cell's limit, or None."""
+        content = msg.get("content") or {}
+        if msg["msg_type"] == "stream":
+            text = str(content.get("text", ""))
+            if content.get("name") == "stdout" and self.watch:
+                width = len(self.watch)
+                if self.watch in self._tail + text[:width] or self.watch in text:
+                    self.found = cell_index
+                self._tail = (self._tail + text[-width:])[-width:]
+            room = max(OUTPUT_LIMIT - self._kept, 0)
+            if len(text) > room:
+                self._dropped += len(text) - room
+                if not room:
+                    return None
+                msg = {**msg, "content": {**content, "text": text[:room]}}
+                text = text[:room]
+            self._kept += len(text)
+            return msg
+        size = _size(content)
+        if size > OUTPUT_LIMIT - self._kept:
+            self._dropped += size
+            return None
+        self._kept += size
+        return msg
+
+
+def _size(value):
+    """Roughly how many characters ``value`` (a message's content) holds."""
+    total, todo = 0, [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):
+            total += len(item)
+        elif isinstance(item, dict):
+            total += sum(len(str(key)) for key in item)
+            todo.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            todo.extend(item)
+        else:
+            total += 8
+    return total
+
+
+def _clip(text, keep_end=False):
+    """``text`` cut to about ``OUTPUT_LIMIT`` characters, saying how long it was."""
+    if len(text) <= OUTPUT_LIMIT:
+        return text
+    note = f"... [truncated: {len(text):,} characters in all]"
+    if keep_end:
+        return note + "\n" + text[-OUTPUT_LIMIT:]
+    return text[:OUTPUT_LIMIT] + note
 
 
 def _with_epilogue(source, epilogue):

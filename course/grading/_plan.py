@@ -5,7 +5,9 @@ and a plan of ``Step``s (``course.grading._execute``) in which every code cell o
 runs as it is, except that answer cells (nbgrader ``solution: true``) are left for the
 submission and test cells are split into visible and hidden pieces. ``read_answers`` takes
 the answer cells from a submission, matched by ``grade_id``, and nothing else from it;
-``Assignment.plan`` puts them into the plan.
+``Assignment.plan`` puts them into the plan. A submission is read only when it is a regular
+file under a size limit (``read_submission``); ``name_submissions`` gives each one a safe,
+distinct name.
 
 The plan also tells the guard (``course.grading._guard``) what to watch, from a static
 reading of the source: the names the tests use that source cells bind, the builtins the
@@ -13,7 +15,10 @@ tests use, and the modules they import.
 """
 import ast
 import builtins
+import os
 import re
+import stat
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -241,31 +246,142 @@ class _Bindings(ast.NodeVisitor):
 
 # --- submissions --------------------------------------------------------------------------
 
-def submission_names(paths):
-    """A distinct, file-name-safe name for each submission path.
+#: Bytes a submission may have; a larger file is not read.
+MAX_SUBMISSION_BYTES = 50 * 10**6
+#: Bytes of UTF-8 a submission's name may have.
+MAX_NAME_BYTES = 100
 
-    The file's stem, with as many of the folders above it as it takes to tell it from other
-    files with that stem (``alice/04.ipynb``, ``bob/04.ipynb`` -> ``alice-04``, ``bob-04``);
-    a path given more than once gets ``-2``, ``-3`` ...
+_FILE_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISLNK, "a symbolic link"),
+               (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def _raw(path):
+    """The bytes of a file name (``os.fsencode``; a surrogate it cannot map stays in, as
+    bytes that are not UTF-8)."""
+    try:
+        return os.fsencode(path)
+    except UnicodeEncodeError:
+        return os.fsdecode(path).encode("utf-8", "surrogatepass")
+
+
+def shown_path(path):
+    """``path`` (or a message naming one) as text that can be written anywhere: bytes that
+    are not UTF-8 appear as ``\\xNN`` escapes."""
+    return _raw(path).decode("utf-8", "backslashreplace")
+
+
+def safe_name(text, suffix=""):
+    """``text`` (plus ``suffix``) as a submission's name: a file name and a spreadsheet cell
+    that is safe to show.
+
+    Bytes that are not UTF-8 (``os.fsdecode``'s surrogates) become U+FFFD, the text is
+    normalised (NFKC), every run of characters other than letters, digits, ``_``, ``.`` and
+    ``-`` (control characters, spaces, ``=``, ``+``, ``@``, U+FFFD ...) becomes ``_``, and
+    leading and trailing ``.`` and ``_`` go; a name that would start with ``-`` starts with
+    ``_-``, so no spreadsheet reads it as a formula. It is cut, on a character boundary, to
+    ``MAX_NAME_BYTES`` bytes of UTF-8 with the suffix; an empty name is ``notebook``.
     """
-    full = [Path(path).resolve() for path in paths]
+    text = _raw(text).decode("utf-8", "replace")
+    text = unicodedata.normalize("NFKC", text)
+    name = re.sub(r"[^\w.-]+", "_", text).strip("._")
+    if name.startswith(("-", "=", "+", "@")):
+        name = "_" + name
+    room = MAX_NAME_BYTES - len(suffix.encode("utf-8"))
+    name = name.encode("utf-8")[:room].decode("utf-8", "ignore").rstrip("._") or "notebook"
+    return name + suffix
+
+
+def name_submissions(paths):
+    """Name each submission path: ``(names, taken)``, where ``taken[i]`` is the index of the
+    submission whose name made submission ``i`` take a numbered one, or None.
+
+    A name is the file's stem, with as many of the folders above it as it takes to tell it
+    from other files with that stem (``alice/04.ipynb``, ``bob/04.ipynb`` -> ``alice-04``,
+    ``bob-04``), made safe by ``safe_name``. Names that are still equal, ignoring case (a
+    path given twice, names equal once made safe or cut), are told apart: the first keeps
+    the name, the others get ``-2``, ``-3`` ..., first the names that needed no change to be
+    safe, then by the name, then by the path's bytes. So the names do not depend on the order
+    of ``paths``.
+    """
+    full = [Path(os.path.abspath(os.fsdecode(path))) for path in paths]
 
     def tail(path, depth):  # the stem and the depth - 1 folders above it
         return path.parts[-depth:-1] + (path.stem,)
 
-    names = []
+    bases, changed = [], []
     for path in full:
         rivals = {other for other in full if other.stem == path.stem and other != path}
         depth = 1
         while depth < len(path.parts) and tail(path, depth) in {tail(o, depth) for o in rivals}:
             depth += 1
-        name = re.sub(r"[^\w.-]+", "_", "-".join(tail(path, depth))).strip("._") or "notebook"
-        unique, count = name, 1
-        while unique in names:
-            count += 1
-            unique = f"{name}-{count}"
-        names.append(unique)
-    return names
+        bases.append(safe_name("-".join(tail(path, depth))))
+        changed.append(bases[-1] != "-".join(tail(path, depth)))
+    order = sorted(range(len(full)), key=lambda i: (bases[i].casefold(), changed[i], bases[i],
+                                                    _raw(full[i]), i))
+    names, taken, owner = [None] * len(full), [None] * len(full), {}
+    for i in order:
+        if bases[i].casefold() not in owner:
+            owner[bases[i].casefold()] = i
+            names[i] = bases[i]
+    for i in order:
+        if names[i] is None:
+            count = 2
+            while safe_name(bases[i], f"-{count}").casefold() in owner:
+                count += 1
+            names[i] = safe_name(bases[i], f"-{count}")
+            owner[names[i].casefold()] = i
+            taken[i] = owner[bases[i].casefold()]
+    return names, taken
+
+
+def submission_names(paths):
+    """A distinct, safe name for each submission path (``name_submissions``)."""
+    return name_submissions(paths)[0]
+
+
+def read_submission(path):
+    """The text of the submission at ``path``, read only if it is a regular file.
+
+    A symbolic link, named pipe, device, socket or folder is not opened (a pipe would block
+    the grader), nor a file over ``MAX_SUBMISSION_BYTES``. The file is opened without
+    following a link and without blocking, and checked again once open. Raises
+    ``ValueError`` with the reason.
+    """
+    limit = MAX_SUBMISSION_BYTES
+    try:
+        _check_file(os.lstat(path), limit)
+        flags = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+                 | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+        fd = os.open(path, flags)
+        with os.fdopen(fd, "rb") as handle:
+            _check_file(os.fstat(handle.fileno()), limit)  # it may have changed since
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise ValueError(f"this file could not be read ({type(exc).__name__}: "
+                         f"{shown_path(exc.strerror or str(exc))})") from None
+    if len(data) > limit:
+        raise ValueError(_too_large(f"more than {limit}", limit))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"this file is not a readable notebook (UnicodeDecodeError: "
+                         f"{exc.reason} at byte {exc.start})") from None
+
+
+def _check_file(info, limit):
+    for test, kind in _FILE_KINDS:
+        if test(info.st_mode):
+            raise ValueError(f"this is {kind}, not a regular file, so it was not opened")
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError("this is not a regular file, so it was not opened")
+    if info.st_size > limit:
+        raise ValueError(_too_large(info.st_size, limit))
+
+
+def _too_large(size, limit):
+    return (f"this file has {size} bytes, over the limit of {limit} bytes for a submission, "
+            f"so it was not read")
 
 
 def read_answers(path, assignment):
@@ -273,10 +389,11 @@ def read_answers(path, assignment):
 
     Answer cells are found by their nbgrader ``grade_id`` (the first cell wins), or, when a
     notebook lost its metadata, by cell id. Raises ``ValueError`` when the file is not a
+    regular file of at most ``MAX_SUBMISSION_BYTES`` (``read_submission``) or not a
     readable notebook.
     """
+    text = read_submission(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
         nb = nbformat.reads(text, as_version=4)
         cells = [cell for cell in nb["cells"] if isinstance(cell, dict)]
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same verdict

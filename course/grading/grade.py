@@ -54,11 +54,33 @@ for a person to look at. Data a hidden test hands to an answer (its inputs, or t
 value passed to ``__eq__``) is only as secret as the answers let it be: an answer can
 repeat it in a later visible error.
 
+A submission is read only when it is a regular file of at most
+``course.grading._plan.MAX_SUBMISSION_BYTES`` (50 MB): a symbolic link, named pipe, device,
+socket or folder is not opened (a pipe would block), and it is opened without following a
+link and without blocking. Such a file, or one that is not a readable notebook, scores 0
+with the reason, and the rest of the batch is graded.
+
+Each submission's name (the ``submission`` column, the feedback file's name) is its file's
+stem, with the folders above it that tell it from other submissions with that stem
+(``course.grading._plan.name_submissions``), made safe: NFKC-normalised, bytes that are not
+UTF-8 and characters other than letters, digits, ``_``, ``.`` and ``-`` (control characters
+and spaces among them) replaced by ``_``, never starting with ``-``, ``=``, ``+`` or ``@``
+(which spreadsheets read as formulas), at most 100 bytes of UTF-8. Names that are still
+equal, ignoring case, get ``-2``, ``-3`` ..., in an order that does not depend on the order
+of the arguments; each such row says why, and which file has the name, under ``review``.
+The JSON keeps each submission's path as given (``file``; bytes that are not UTF-8 as
+``\\xNN``).
+
 Outputs, in ``DIR``: ``gradebook.csv`` (one row per submission: ``submission``, one column
 per graded cell's ``grade_id`` with the points earned, blank for cells graded by hand, then
 ``score`` and ``max_score``), ``gradebook.json`` (the same with messages, notes and review
 flags) and ``feedback/<submission>.md``. An existing gradebook is replaced, atomically.
 Results depend only on the source and the submission, not on ``--jobs`` or on order.
+Every text from a submission that reaches a report (messages, notes, tracebacks) is cut
+to 2 KB, saying so, and the feedback shows it only inside code blocks, so it cannot
+forge a table or a heading; printed output is kept up to 1 MB per cell. Reports are never
+written through a link planted in ``DIR``, and a ``DIR`` that is itself a symbolic link
+is refused (give the folder it leads to).
 """
 import asyncio
 import concurrent.futures
@@ -75,15 +97,17 @@ from course.grading._plan import (
     Assignment,
     GradedCell,
     load_source,
+    name_submissions,
     read_answers,
     review_notes,
+    shown_path,
     split_hidden,
     submission_names,
 )
 
 __all__ = ["Assignment", "CellResult", "GradedCell", "Gradebook", "SubmissionResult",
-           "grade_submissions", "load_source", "main", "read_answers", "review_notes",
-           "split_hidden", "submission_names"]
+           "grade_submissions", "load_source", "main", "name_submissions", "read_answers",
+           "review_notes", "shown_path", "split_hidden", "submission_names"]
 
 #: Seconds one cell may run.
 DEFAULT_TIMEOUT = 120.0
@@ -111,7 +135,9 @@ class CellResult:
 @dataclass
 class SubmissionResult:
     """One submission's grades. ``notes`` are for the student, ``review`` for the instructor;
-    ``error`` says why nothing could be graded."""
+    ``error`` says why nothing could be graded. ``path`` is the file as given (``shown_path``);
+    ``shares_name_with`` is the path of the submission whose name this one's would have been,
+    when it got a numbered name instead."""
 
     name: str
     path: str
@@ -120,6 +146,7 @@ class SubmissionResult:
     review: list = field(default_factory=list)
     error: str = ""
     seconds: float = 0.0
+    shares_name_with: str = ""
 
     @property
     def score(self):
@@ -174,7 +201,7 @@ def _score(assignment, plan, name, path, answers, notes):
                          f"{result.reason}.")
     if plan.error:
         notes.append(f"Grading could not run: {plan.error}.")
-    return SubmissionResult(name, str(path), cells, notes, error=plan.error)
+    return SubmissionResult(name, shown_path(path), cells, notes, error=plan.error)
 
 
 def _failure(step, result, hidden_runs, error):
@@ -226,10 +253,12 @@ def _sentence(text):
 
 
 def _unreadable(assignment, name, path, reason):
+    """The result of a submission that could not be graded: 0 for every test, ``reason``."""
+    reason = shown_path(reason)  # an error message may hold a file name that is not UTF-8
     cells = [CellResult(cell.grade_id, None if cell.manual else 0, cell.points, False,
                         "graded by hand" if cell.manual else "Not graded: " + reason)
              for cell in assignment.cells]
-    return SubmissionResult(name, str(path), cells, error=reason)
+    return SubmissionResult(name, shown_path(path), cells, error=reason)
 
 
 async def _grade_one(assignment, name, path, limits):
@@ -238,6 +267,9 @@ async def _grade_one(assignment, name, path, limits):
         answers, notes = read_answers(path, assignment)
     except ValueError as exc:
         return _unreadable(assignment, name, path, str(exc))
+    except Exception as exc:  # noqa: BLE001 - one submission's failure never stops the batch
+        return _unreadable(assignment, name, path,
+                           f"this file could not be read ({type(exc).__name__}: {exc})")
     try:
         plan = await run_plan(assignment.plan(answers), assignment.guard_call, limits)
         result = _score(assignment, plan, name, path, answers, notes)
@@ -304,10 +336,18 @@ def grade_submissions(source, submissions, out_dir=None, *, jobs=None, timeout=D
     if out_dir is not None:
         report.prepare(out_dir)
     limits = Limits(float(timeout), float(total_timeout), int(memory_limit or 0))
-    paths = [str(path) for path in submissions]
-    named = list(zip(submission_names(paths), paths))
-    results = _run(_grade_all(assignment, named, limits, min(jobs, max(len(paths), 1)), progress))
-    gradebook = Gradebook(str(source), assignment.cells, list(results))
+    paths = [os.fsdecode(path) for path in submissions]
+    names, taken = name_submissions(paths)
+    results = _run(_grade_all(assignment, list(zip(names, paths)), limits,
+                              min(jobs, max(len(paths), 1)), progress))
+    for result, path, other in zip(results, paths, taken):
+        if other is not None:
+            result.shares_name_with = shown_path(paths[other])
+            twice = os.path.abspath(paths[other]) == os.path.abspath(path)
+            result.review.insert(0, f"named {result.name!r} because {names[other]!r} is the name "
+                                    f"of {result.shares_name_with!r}"
+                                    + (" (the same file, given twice)" if twice else ""))
+    gradebook = Gradebook(shown_path(source), assignment.cells, list(results))
     if out_dir is not None:
         report.write(gradebook, out_dir)
     return gradebook
