@@ -9,7 +9,8 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "activations", "backend", "cli", "cpu", "data", "flops", "gradcheck", "graph",
-    "init", "losses", "mnist", "module", "neuron", "nn", "optim", "plot", "train", "widgets",
+    "init", "losses", "mnist", "module", "neuron", "nn", "optim", "plot", "regularize", "train",
+    "widgets",
 )
 
 

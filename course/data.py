@@ -1,5 +1,6 @@
 """Data for the course: logic gates, the HH19 ten points, toy 2-D sets,
-mini-batches, and MNIST made ready for training.
+mini-batches, MNIST made ready for training, a (stratified) train/validation
+split, and randomly shifted images for data augmentation.
 
 Shapes follow the library's batch-first convention: inputs ``X: (N, D)``,
 targets ``y: (N,)`` integer labels or ``(N, K)`` one-hot rows.
@@ -233,3 +234,78 @@ def prepare(X, y, dtype=np.float32, one_hot=False, validation=0):
         raise ValueError(f"validation must leave examples on both sides, got "
                          f"{validation} of {n}")
     return (out[:-n_val], y[:-n_val]), (out[-n_val:], y[-n_val:])
+
+
+# ------------------------------------------------- validation and augmentation ---
+
+def train_val_split(X, y, val_fraction=0.1, seed=0):
+    """Split (X, y) at random into a training and a validation set.
+
+    X: (N, ...) and y: (N, ...). Returns ``(X_train, y_train), (X_val, y_val)``,
+    new arrays with N - V and V rows, each in a random order. With integer
+    class labels y: (N,) the split is stratified: each class with n_c examples
+    gives round(val_fraction * n_c) of them to validation (halves rounding up),
+    so both sides keep the class proportions. Otherwise V = round(val_fraction * N).
+    The same ``seed`` (or ``numpy.random.Generator``) gives the same split.
+    """
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction!r}")
+    n = X.shape[0]
+    if y.shape[0] != n:
+        raise ValueError(f"X and y hold different numbers of examples: "
+                         f"X {tuple(X.shape)}, y {tuple(y.shape)}")
+    rng = np.random.default_rng(seed)
+    labels = backend.to_numpy(y)
+    if labels.ndim == 1 and np.issubdtype(labels.dtype, np.integer):
+        groups = [np.flatnonzero(labels == c) for c in np.unique(labels)]
+    else:
+        groups = [np.arange(n)]
+    val, rest = [], []
+    for rows in groups:
+        rows = rng.permutation(rows)
+        k = int(np.floor(val_fraction * len(rows) + 0.5))
+        val.append(rows[:k])
+        rest.append(rows[k:])
+    val, rest = rng.permutation(np.concatenate(val)), rng.permutation(np.concatenate(rest))
+    if len(val) == 0 or len(rest) == 0:
+        raise ValueError(f"val_fraction={val_fraction} of {n} examples leaves "
+                         f"{len(rest)} for training and {len(val)} for validation; "
+                         "choose a fraction that leaves examples on both sides")
+    def rows(a, index):  # a[index] in a's namespace, on its device
+        return _take(a, index)(0, len(index))
+
+    return (rows(X, rest), rows(y, rest)), (rows(X, val), rows(y, val))
+
+
+def augment_shift(X, max_shift=2, rng=None):
+    """Randomly translated copies of images: X: (N, 28, 28) or rows (N, 784) -> same shape, same dtype.
+
+    Each image moves by (dy, dx), whole pixels drawn uniformly from
+    [-max_shift, max_shift] (dy > 0 moves it down, dx > 0 right), as
+    ``rng.integers(-max_shift, max_shift + 1, size=(N, 2))``: column 0 holds
+    dy, column 1 dx. Nothing wraps around: pixels moved out are lost, and
+    those moved in are 0 (background). Rows of 784 are taken as 28 x 28
+    images. Any (N, H, W) images work; NumPy arrays only (augment before
+    moving data to a GPU). ``rng``: a seed or ``numpy.random.Generator``.
+    """
+    X = np.asarray(X)
+    if X.ndim == 2 and X.shape[1] == 28 * 28:
+        images = X.reshape(-1, 28, 28)
+    elif X.ndim == 3:
+        images = X
+    else:
+        raise ValueError(f"augment_shift expects images (N, 28, 28) or rows (N, 784), "
+                         f"got shape {X.shape}")
+    if int(max_shift) != max_shift or max_shift < 0:
+        raise ValueError(f"max_shift must be a whole number >= 0, got {max_shift!r}")
+    max_shift = int(max_shift)
+    shifts = np.random.default_rng(rng).integers(-max_shift, max_shift + 1, size=(len(images), 2))
+    out = np.zeros_like(images)
+    h, w = images.shape[1:]
+    for dy, dx in np.unique(shifts, axis=0):  # at most (2 max_shift + 1)^2 groups
+        chosen = np.flatnonzero((shifts[:, 0] == dy) & (shifts[:, 1] == dx))
+        dy, dx = int(np.clip(dy, -h, h)), int(np.clip(dx, -w, w))  # a shift past the edge: all 0
+        to_y, from_y = slice(max(dy, 0), h + min(dy, 0)), slice(max(-dy, 0), h + min(-dy, 0))
+        to_x, from_x = slice(max(dx, 0), w + min(dx, 0)), slice(max(-dx, 0), w + min(-dx, 0))
+        out[chosen, to_y, to_x] = images[chosen, from_y, from_x]
+    return out.reshape(X.shape)

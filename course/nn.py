@@ -21,6 +21,9 @@ The first layer of a network needs no gradient with respect to the data. Setting
 ``m.input_grad = False`` lets a module skip that work (its backward then returns
 None); ``train.fit`` does this for the model it trains. For a ``Sequential``
 the flag is its first layer's.
+
+``Dropout`` and ``BatchNorm1d``, which behave differently in training and in
+evaluation mode, live in ``course.regularize`` and are exported here.
 """
 import numpy as np
 
@@ -28,9 +31,10 @@ from course import activations, backend
 from course import init as initializers
 from course.backend import namespace
 from course.module import Module, Parameter
+from course.regularize import BatchNorm1d, Dropout
 
 __all__ = ["Parameter", "Module", "Dense", "Activation", "Identity", "Step", "Sigmoid", "Tanh",
-           "ReLU", "LeakyReLU", "Softmax", "Sequential", "mlp"]
+           "ReLU", "LeakyReLU", "Softmax", "Sequential", "mlp", "Dropout", "BatchNorm1d"]
 
 
 class Dense(Module):

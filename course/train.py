@@ -38,13 +38,17 @@ class History:
     averaged, weighted by batch size), ``history["accuracy"]`` the training
     accuracy when it applies, ``history["val_loss"]``/``["val_accuracy"]`` the
     same on the validation set, ``history["time"]`` seconds per epoch.
-    ``interrupted`` is True when Ctrl-C stopped the run.
+    ``interrupted`` is True when Ctrl-C stopped the run. When a callback
+    stopped it, ``stopped_epoch`` is that epoch and ``stop_reason`` says why
+    (both None when every epoch ran).
     """
 
     def __init__(self):
         self.epoch = []
         self.metrics = {}
         self.interrupted = False
+        self.stopped_epoch = None
+        self.stop_reason = None
 
     def append(self, epoch, **values):
         """Record one epoch: ``append(3, loss=0.1, accuracy=0.97, time=1.2)``."""
@@ -65,7 +69,8 @@ class History:
         if not self.epoch:
             return "History(no epochs)"
         last = ", ".join(f"{k}={v[-1]:.4g}" for k, v in self.metrics.items() if k != "time")
-        return f"History({len(self.epoch)} epochs; last: {last})"
+        stop = f"; stopped at epoch {self.stopped_epoch}" if self.stopped_epoch else ""
+        return f"History({len(self.epoch)} epochs; last: {last}{stop})"
 
     def plot(self, log_scale=False, ax=None):
         """Loss (and accuracy) curves per epoch; returns the matplotlib Figure."""
@@ -258,6 +263,8 @@ def fit(model, loss_fn, optimizer, X, y, epochs=1, batch_size=None, validation=N
                     bar.set_description(f"epoch {epoch}/{epochs}", refresh=False)
                     bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k != "time"})
                 if callbacks and any(cb(epoch, history, model) for cb in callbacks):
+                    history.stopped_epoch = epoch
+                    history.stop_reason = history.stop_reason or "a callback returned True"
                     break
         except KeyboardInterrupt:
             history.interrupted = True
@@ -270,3 +277,72 @@ def fit(model, loss_fn, optimizer, X, y, epochs=1, batch_size=None, validation=N
             if bar is not None:
                 bar.close()
     return history
+
+
+class EarlyStopping:
+    """A ``fit`` callback that stops training when ``monitor`` stops improving.
+
+        stop = EarlyStopping(patience=5, monitor="val_loss")
+        history = fit(..., validation=(X_val, y_val), callbacks=[stop])
+
+    An epoch improves when its value beats the best so far by more than
+    ``min_delta``. Names containing "accuracy" are better higher; every other
+    name ("loss", "val_loss", ...) is better lower. After ``patience`` epochs
+    in a row without improvement, the callback returns True and ``fit`` stops.
+    With ``restore_best`` the model then gets the best epoch's weights back,
+    copied into each ``p.data`` in place (arrays you hold stay the parameters).
+
+    After the run: ``best_epoch``, ``best_value``, ``stopped_epoch`` (None if every
+    epoch ran), ``reason`` (also the History's ``stop_reason``). A new ``fit`` starts afresh.
+    """
+
+    def __init__(self, patience=5, monitor="val_loss", min_delta=0.0, restore_best=True):
+        if isinstance(patience, bool) or int(patience) != patience or patience < 1:
+            raise ValueError(f"patience must be a whole number of epochs >= 1, got {patience!r}")
+        if not min_delta >= 0:
+            raise ValueError(f"min_delta must be >= 0, got {min_delta!r}")
+        self.patience, self.monitor = int(patience), monitor
+        self.min_delta, self.restore_best = float(min_delta), restore_best
+        self.higher_is_better = "accuracy" in monitor
+        self._start(None)
+
+    def _start(self, history):  # forget the last run; history is the new run's History
+        self._history, self.wait, self._weights = history, 0, None
+        self.best_epoch = self.best_value = self.stopped_epoch = self.reason = None
+
+    def __call__(self, epoch, history, model):
+        """After ``epoch`` of ``fit``: record the monitored value; True means stop."""
+        if history is not self._history:  # a new run
+            self._start(history)
+        if self.monitor not in history:
+            hint = " (pass validation=(X_val, y_val) to fit)" if self.monitor.startswith("val_") else ""
+            raise ValueError(f"EarlyStopping monitors {self.monitor!r}, which the history does not "
+                             f"record{hint}; it records {sorted(history.metrics)}")
+        value = history[self.monitor][-1]
+        sign = 1 if self.higher_is_better else -1
+        if self.best_value is None or sign * (value - self.best_value) > self.min_delta:
+            self.best_epoch, self.best_value, self.wait = epoch, value, 0
+            if self.restore_best:
+                self._weights = [namespace(p.data).asarray(p.data, copy=True)
+                                 for p in model.parameters()]
+            return False
+        self.wait += 1
+        if self.wait < self.patience:
+            return False
+        self.stopped_epoch = epoch
+        self.reason = (f"{self.monitor} did not improve by more than {self.min_delta:g} for "
+                       f"{self.patience} epochs; the best was {self.best_value:.4g} at epoch "
+                       f"{self.best_epoch}")
+        if self.restore_best:
+            self.restore(model)
+            self.reason += ", whose weights were restored"
+        history.stopped_epoch, history.stop_reason = epoch, self.reason
+        return True
+
+    def restore(self, model):
+        """Copy the best epoch's weights into ``model``'s parameters, in place (each p.data[...])."""
+        if self._weights is None:
+            raise RuntimeError("EarlyStopping has no weights to restore: it keeps them, with "
+                               "restore_best=True, during a fit that it is a callback of")
+        for p, best in zip(model.parameters(), self._weights):
+            p.data[...] = best

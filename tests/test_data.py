@@ -199,3 +199,110 @@ def test_mnist_names_are_re_exported_from_course_mnist():
     for name in ("load_mnist", "fetch_mnist", "mnist_status", "mnist_dir", "parse_idx",
                  "MNISTError", "MNIST_FILES", "MIRRORS"):
         assert getattr(data, name) is getattr(mnist, name), name
+
+
+# --------------------------------------------------- train/validation split
+
+def test_train_val_split_is_stratified_disjoint_complete_and_reproducible():
+    y = np.repeat(np.arange(4), [50, 31, 7, 112])
+    X = np.arange(len(y) * 2, dtype=np.float64).reshape(-1, 2)  # row i is (2i, 2i + 1)
+    (X_train, y_train), (X_val, y_val) = data.train_val_split(X, y, val_fraction=0.2, seed=3)
+    for c, n_c in enumerate([50, 31, 7, 112]):
+        assert abs(np.count_nonzero(y_val == c) - 0.2 * n_c) <= 1  # the class proportions are kept
+        assert np.count_nonzero(y_val == c) == int(np.floor(0.2 * n_c + 0.5))
+    rows_train, rows_val = X_train[:, 0] // 2, X_val[:, 0] // 2
+    assert set(rows_train).isdisjoint(rows_val)
+    np.testing.assert_array_equal(np.sort(np.concatenate([rows_train, rows_val])), np.arange(len(y)))
+    np.testing.assert_array_equal(y[rows_val.astype(int)], y_val)  # rows and labels stay together
+    again = data.train_val_split(X, y, val_fraction=0.2, seed=3)
+    np.testing.assert_array_equal(again[1][0], X_val)
+    other = data.train_val_split(X, y, val_fraction=0.2, seed=4)
+    assert not np.array_equal(other[1][0], X_val)
+    assert not np.array_equal(np.sort(y_val), y_val)  # the classes are mixed, not in blocks
+
+
+def test_train_val_split_of_real_valued_targets_is_a_plain_random_split():
+    X, y = np.arange(20.0).reshape(10, 2), np.linspace(0, 1, 10).reshape(10, 1)
+    (X_train, y_train), (X_val, y_val) = data.train_val_split(X, y, val_fraction=0.3, seed=0)
+    assert X_train.shape == (7, 2) and y_train.shape == (7, 1) and X_val.shape == (3, 2)
+    np.testing.assert_array_equal(X_val[:, 0] / 18, y_val[:, 0])  # still paired
+
+
+@pytest.mark.parametrize("fraction", [0, 1, -0.1, 1.5])
+def test_train_val_split_refuses_fractions_outside_zero_one(fraction):
+    with pytest.raises(ValueError, match=r"val_fraction must lie in \(0, 1\)"):
+        data.train_val_split(np.zeros((10, 2)), np.zeros(10, dtype=int), val_fraction=fraction)
+
+
+def test_train_val_split_refuses_an_empty_side():
+    with pytest.raises(ValueError, match="0 for validation"):
+        data.train_val_split(np.zeros((4, 2)), np.arange(4), val_fraction=0.1)
+    with pytest.raises(ValueError, match="different numbers"):
+        data.train_val_split(np.zeros((4, 2)), np.arange(5))
+
+
+def test_train_val_split_keeps_the_namespace(xps):
+    X, y = xps.asarray(np.arange(20.0).reshape(10, 2)), xps.asarray(np.arange(10) % 2)
+    (X_train, _), (X_val, y_val) = data.train_val_split(X, y, val_fraction=0.2, seed=1)
+    expected = data.train_val_split(np.arange(20.0).reshape(10, 2), np.arange(10) % 2, 0.2, seed=1)
+    assert type(X_val) is type(X) and X_train.shape == (8, 2)
+    np.testing.assert_array_equal(np.asarray(X_val), expected[1][0])
+    np.testing.assert_array_equal(np.asarray(y_val), expected[1][1])
+
+
+# ------------------------------------------------------------- augmentation
+
+def test_augment_shift_moves_a_bright_pixel_by_the_drawn_shift():
+    X = np.zeros((500, 28, 28), dtype=np.uint8)
+    X[:, 10, 15] = 255
+    out = data.augment_shift(X, max_shift=3, rng=5)
+    shifts = np.random.default_rng(5).integers(-3, 4, size=(500, 2))  # the documented draw
+    for image, (dy, dx) in zip(out, shifts):
+        assert image[10 + dy, 15 + dx] == 255 and np.count_nonzero(image) == 1
+    assert len(np.unique(shifts, axis=0)) == 49  # every shift was tried
+
+
+def test_augment_shift_never_wraps_around():
+    X = np.zeros((300, 28, 28), dtype=np.float32)
+    X[:, 0, :] = X[:, -1, :] = X[:, :, 0] = X[:, :, -1] = 1.0  # a frame on the border
+    out = data.augment_shift(X, max_shift=2, rng=0)
+    shifts = np.random.default_rng(0).integers(-2, 3, size=(300, 2))
+    for image, (dy, dx) in zip(out, shifts):
+        assert image.sum() <= X[0].sum()
+        if dy > 0:
+            assert not image[:dy].any()  # rows moved in at the top are background
+        if dy < 0:
+            assert not image[dy:].any()
+        if dx > 0:
+            assert not image[:, :dx].any()
+        if dx < 0:
+            assert not image[:, dx:].any()
+
+
+@pytest.mark.parametrize("shape, dtype", [((5, 28, 28), np.uint8), ((5, 784), np.float32),
+                                          ((5, 784), np.float64)])
+def test_augment_shift_keeps_shape_and_dtype_and_copies(shape, dtype):
+    X = np.random.default_rng(1).uniform(0, 200, shape).astype(dtype)
+    out = data.augment_shift(X, rng=2)
+    assert out.shape == X.shape and out.dtype == X.dtype and out is not X
+    np.testing.assert_array_equal(data.augment_shift(X, max_shift=0), X)
+
+
+def test_augment_shift_of_rows_equals_that_of_images():
+    X = np.random.default_rng(1).uniform(0, 1, (6, 28, 28))
+    np.testing.assert_array_equal(data.augment_shift(X.reshape(6, 784), rng=3),
+                                  data.augment_shift(X, rng=3).reshape(6, 784))
+
+
+def test_augment_shift_repeats_with_the_seed_and_refuses_bad_input():
+    X = np.random.default_rng(1).uniform(0, 1, (20, 28, 28))
+    np.testing.assert_array_equal(data.augment_shift(X, rng=7), data.augment_shift(X, rng=7))
+    assert not np.array_equal(data.augment_shift(X, rng=7), data.augment_shift(X, rng=8))
+    far = np.random.default_rng(0).integers(-40, 41, size=(20, 2))
+    past_the_edge = np.abs(far).max(axis=1) >= 28  # moved right out: all background
+    out = data.augment_shift(X, max_shift=40, rng=0)
+    assert past_the_edge.any() and not out[past_the_edge].any() and out[~past_the_edge].any()
+    with pytest.raises(ValueError, match=r"\(N, 784\).*\(3, 100\)"):
+        data.augment_shift(np.zeros((3, 100)))
+    with pytest.raises(ValueError, match="max_shift"):
+        data.augment_shift(X, max_shift=-1)
