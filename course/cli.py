@@ -5,8 +5,9 @@
     course release SOURCE_DIR OUTPUT_DIR [--check]
                                  write the student notebooks (or check they are up to date)
     course grade SOURCE_NOTEBOOK SUBMISSION... --out DIR [--jobs N] [--timeout SECONDS]
-                 [--total-timeout SECONDS] [--memory GIB]
-                                 grade submissions into DIR/gradebook.csv
+                 [--total-timeout SECONDS] [--memory GIB] [--no-sandbox]
+                                 grade submissions into DIR/gradebook.csv, each kernel in
+                                 a bubblewrap sandbox (--no-sandbox: without one)
 
 The benchmarks against peers are not part of the package: they live in benchmarks/ of the
 repository and run with ``python benchmarks/run.py`` (``course bench`` says so).
@@ -67,6 +68,19 @@ def _kernel():
     return _line(True, f"Jupyter kernel python3 (ipykernel {ipykernel.__version__})")
 
 
+def _sandbox():
+    """The grading sandbox (bubblewrap) must run here for ``course grade``."""
+    from course.grading import sandbox
+
+    ok, detail = sandbox.probe()
+    if ok:
+        return _line(True, f"grading sandbox: {detail} ({sandbox.bwrap()}, user, PID, IPC "
+                           f"and network namespaces)")
+    return _line(False, f"grading sandbox: {detail}",
+                 f"{sandbox.INSTALL} and allow unprivileged user namespaces, "
+                 f"{sandbox.NO_SANDBOX}")
+
+
 def info():
     """Print the environment checks; return 0 if every required check passed, else 1."""
     from course import backend
@@ -84,6 +98,7 @@ def info():
         ok &= _package(name, f'pip install -e . (reinstalls {name} from the course requirements)')
     ok &= _widgets()
     ok &= _kernel()
+    _sandbox()  # needed only to grade, so not required
     if report["gpu"]:
         _line(True, f"GPU {report['gpu']} with CuPy {report['cupy']} (backend.use('gpu') to use it)")
     else:
@@ -137,7 +152,8 @@ def grade_command(args):
     from course.grading import grade
 
     return grade.main(args.source, args.submissions, args.out, jobs=args.jobs, timeout=args.timeout,
-                      total_timeout=args.total_timeout, memory_limit=args.memory)
+                      total_timeout=args.total_timeout, memory_limit=args.memory,
+                      sandbox=not args.no_sandbox)
 
 
 BENCH_MOVED = ("the benchmarks live in benchmarks/ of the repository: "
@@ -174,6 +190,9 @@ def main(argv=None):
                               help="seconds allowed per submission (default 1800)")
     grade_parser.add_argument("--memory", type=_gigabytes, default=None,
                               help="memory cap per grading kernel in GiB, 0 for none (default 4)")
+    grade_parser.add_argument("--no-sandbox", action="store_true",
+                              help="run the students' code without the bubblewrap sandbox "
+                                   "(with your user rights; recorded in gradebook.json)")
     commands.add_parser("bench", help="moved: python benchmarks/run.py", add_help=False)
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "bench":  # `course bench --quick` gets the message, not an error

@@ -6,6 +6,14 @@ into its visible and hidden pieces. ``run_plan`` executes it with nbclient in a 
 (``course.grading._kernel``: this environment's Python, a memory cap) whose working folder
 is a new, empty temporary folder, and returns one ``StepResult`` per step.
 
+Sandbox. With ``Limits.sandbox`` (``course grade``'s default) the kernel runs inside
+bubblewrap (``course.grading.sandbox``): its own uid, namespaces and read-only system,
+with only the submission's private temporary folder writable and nothing of the grader's
+in view. It then talks to the grader over ZMQ IPC sockets in a folder of that private
+folder (mode 0700), is interrupted by an ``interrupt_request`` message (a signal to bwrap
+would not reach it), and caps all of its memory. Stopping the kernel kills bwrap, and with
+it every process the kernel started.
+
 What the grader adds to the plan, never to the answers:
 
 - first, ``_guard.install`` (see ``course.grading._guard``), before any answer code runs;
@@ -50,6 +58,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
 import course
+from course.grading import sandbox
 
 #: How many kernels one submission may use: the first, and fresh ones after crashes.
 MAX_KERNELS = 10
@@ -108,11 +117,13 @@ class StepResult:
 
 @dataclass
 class Limits:
-    """Seconds per step and per plan, and the memory cap in bytes (0: none)."""
+    """Seconds per step and per plan, the memory cap in bytes (0: none), and whether the
+    kernel runs in the sandbox."""
 
     cell_timeout: float
     total_timeout: float
     memory_limit: int
+    sandbox: bool = False
 
 
 @dataclass
@@ -132,12 +143,18 @@ class _GradingKernels(KernelSpecManager):
     """
 
     memory_limit = 0
+    #: ``(private folder, working folder)`` to run the kernel in the sandbox, else None.
+    sandbox = None
 
     def get_kernel_spec(self, kernel_name, *args, **kwargs):
-        argv = [sys.executable, "-m", "course.grading._kernel", str(self.memory_limit),
+        memory = [str(self.memory_limit)] + (["--sandboxed"] if self.sandbox else [])
+        argv = [sys.executable, "-m", "course.grading._kernel", *memory,
                 "-f", "{connection_file}", "--InteractiveShell.xmode=Plain"]
+        if self.sandbox:
+            argv = sandbox.command(argv, *self.sandbox)
         return KernelSpec(argv=argv, display_name="Python 3 (grading)", language="python",
-                          interrupt_mode="signal", resource_dir="")
+                          interrupt_mode="message" if self.sandbox else "signal",
+                          resource_dir="")
 
 
 def kernel_environment(workdir):
@@ -257,7 +274,17 @@ class _Run:
         """Start the kernel and the guard; return an error message, or "" on success."""
         specs = _GradingKernels()
         specs.memory_limit = int(self.limits.memory_limit or 0)
-        km = self.km = AsyncKernelManager(kernel_name="python3", kernel_spec_manager=specs)
+        env = kernel_environment(root)
+        options = {}
+        if self.limits.sandbox:
+            specs.sandbox = (root, workdir)
+            env = sandbox.environment(env, root)
+            sockets = os.path.join(root, "connection")
+            os.mkdir(sockets, 0o700)
+            options = {"transport": "ipc", "ip": os.path.join(sockets, "kernel"),
+                       "connection_file": os.path.join(sockets, "kernel.json")}
+        km = self.km = AsyncKernelManager(kernel_name="python3", kernel_spec_manager=specs,
+                                          **options)
         self.client = _Client(
             nbformat.v4.new_notebook(), km=km, allow_errors=True, record_timing=False,
             startup_timeout=STARTUP_TIMEOUT, interrupt_on_timeout=True,
@@ -266,7 +293,7 @@ class _Run:
         self.client.on_cell_executed = self._on_executed
         try:
             await self.client.async_start_new_kernel(
-                cwd=workdir, env=kernel_environment(root),
+                cwd=workdir, env=env,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             await self.client.async_start_new_kernel_client()
         except Exception as exc:  # noqa: BLE001 - any failure to start is reported
@@ -307,6 +334,8 @@ class _Run:
                 returncode = await provisioner.poll()
             except Exception:  # noqa: BLE001
                 returncode = None
+        if self.limits.sandbox and returncode is not None and returncode > 128:
+            returncode = 128 - returncode  # bwrap exits with 128 + the kernel's signal
         return describe_exit(returncode)
 
     # --- steps --------------------------------------------------------------------------

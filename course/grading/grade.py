@@ -8,13 +8,19 @@ source's tests and points; an answer cell it lacks counts as unanswered (its rel
 runs instead); other cells it adds are ignored, so helper code belongs inside an answer
 cell (``course.grading._plan``). That notebook runs in a fresh kernel in an empty temporary
 folder, under a time limit per cell, one per notebook and a memory cap
-(``course.grading._execute``).
+(``course.grading._execute``), inside a bubblewrap sandbox (``course.grading.sandbox``):
+an unprivileged uid, its own PID, IPC and network namespaces, a read-only system and no
+view of the source notebook, the solutions, the output folder, other submissions or the
+grader's files; all of its memory, shared mappings included, counts against the cap, and
+every process it starts dies with it. Where bubblewrap cannot run, grading refuses and says
+how to install it; ``--no-sandbox`` (``sandbox=False``) grades without it, says so on stderr
+and records it, with what is lost, on the ``Gradebook`` (``sandbox``, ``unsandboxed``).
 
 A test cell earns its points when every piece of it ran to its end without an exception.
 The grader judges this from the kernel's reply to each piece and from a random token that
 only the last line of that piece prints (``course.grading._guard``), never from what the
-cell prints or displays. Python has no sandbox, so the guard cannot make cheating
-impossible; this is what it defends, and what it does not.
+cell prints or displays. Inside the kernel Python has no sandbox, so the guard cannot make
+cheating impossible; this is what it defends, and what it does not.
 
 Defended (``tests/test_grade.py`` tries each of these):
 
@@ -34,8 +40,13 @@ Defended (``tests/test_grade.py`` tries each of these):
   a test; ``os._exit``, crashes and kernel death; endless loops, including ones that catch
   the interrupt; runaway memory: the affected tests score 0 with the reason, the rest of
   the notebook and of the batch is graded;
-- writing into the output folder: the gradebook, JSON and feedback are written last, each
-  by an atomic rename that replaces whatever is there;
+- writing into the output folder: the sandboxed kernel cannot see it, and the gradebook,
+  JSON and feedback are written last, each by an atomic rename that replaces whatever is
+  there;
+- attacks on the machine (``tests/test_sandbox.py`` tries these): reading the source
+  notebook or the solutions, writing outside the kernel's own folder, seeing or signalling
+  other processes, the network, a detached process that outlives grading, memory in shared
+  mappings: the sandbox stops them (not with ``--no-sandbox``);
 - leaking hidden tests: feedback never shows their source; a hidden failure shows only the
   exception's type, and a visible failure whose traceback passes through hidden code is
   reported the same way.
@@ -44,10 +55,12 @@ Out of scope: code written against this grader (disabling ``course.grading._guar
 name, reading its token from the cell source, faking kernel messages); changes in place
 to large arrays or other mutable objects, or made while a source cell runs (one that calls
 an answer), so tests are safest with their expected values inside the test cell itself;
-code that reaches below Python (``ctypes``, ``gc`` tricks on built-in types); attacks on
-the machine: the kernel runs with the grader's user rights, so it can read the source
-notebook, signal other processes or leave processes behind. Run the grader for high-stakes
-work in a container or as a user that can read only what the notebooks need. Answers that
+code that reaches below Python (``ctypes``, ``gc`` tricks on built-in types), which can
+tamper with its own kernel but not leave the sandbox; flaws of the Linux kernel or of
+bubblewrap themselves; disk space in the kernel's own folder. With ``--no-sandbox`` the
+kernel runs with the grader's user rights, so it can read the source notebook, signal other
+processes or leave processes behind: use it only where the sandbox cannot run, in a
+container or as a user that can read only what the notebooks need. Answers that
 use the tools such attacks need (``get_ipython``, ``sys.modules``, ``ctypes``,
 ``os._exit``, ``/proc`` ...) are listed under ``review`` in the JSON and after the summary,
 for a person to look at. Data a hidden test hands to an answer (its inputs, or the expected
@@ -92,6 +105,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from course.grading import report
+from course.grading import sandbox as _sandbox
 from course.grading._execute import Limits, run_plan
 from course.grading._plan import (
     Assignment,
@@ -164,6 +178,9 @@ class Gradebook:
     source: str
     cells: list
     submissions: list
+    #: Whether the kernels ran in the sandbox; ``unsandboxed`` lists what was given up if not.
+    sandbox: bool = True
+    unsandboxed: list = field(default_factory=list)
 
     @property
     def max_score(self):
@@ -310,7 +327,7 @@ def _run(coroutine):
 
 def grade_submissions(source, submissions, out_dir=None, *, jobs=None, timeout=DEFAULT_TIMEOUT,
                       total_timeout=DEFAULT_TOTAL_TIMEOUT, memory_limit=DEFAULT_MEMORY_LIMIT,
-                      progress=None):
+                      progress=None, sandbox=True):
     """Grade the notebooks ``submissions`` against the source notebook ``source``.
 
     Args:
@@ -323,19 +340,26 @@ def grade_submissions(source, submissions, out_dir=None, *, jobs=None, timeout=D
         total_timeout: seconds one submission may take in all (default 1800).
         memory_limit: bytes one grading kernel may allocate (default 4 GiB; None: no cap).
         progress: called as ``progress(result, done, total)`` as each submission finishes.
+        sandbox: run every kernel in the sandbox (``course.grading.sandbox``); False
+            grades without it, recording so (and what is lost) in the gradebook.
 
     Returns:
-        A ``Gradebook``. Raises ``ValueError`` for a bad source notebook or argument.
+        A ``Gradebook``. Raises ``ValueError`` for a bad source notebook or argument, and
+        ``course.grading.sandbox.SandboxUnavailable`` (saying how to fix it) where the
+        sandbox cannot run.
     """
     jobs = (os.cpu_count() or 1) if jobs is None else jobs
     timeout = DEFAULT_TIMEOUT if timeout is None else timeout
     total_timeout = DEFAULT_TOTAL_TIMEOUT if total_timeout is None else total_timeout
     if jobs < 1 or timeout <= 0 or total_timeout <= 0:
         raise ValueError("jobs, timeout and total_timeout must be positive")
+    if sandbox:
+        _sandbox.require()
     assignment = load_source(source)
     if out_dir is not None:
         report.prepare(out_dir)
-    limits = Limits(float(timeout), float(total_timeout), int(memory_limit or 0))
+    limits = Limits(float(timeout), float(total_timeout), int(memory_limit or 0),
+                    sandbox=bool(sandbox))
     paths = [os.fsdecode(path) for path in submissions]
     names, taken = name_submissions(paths)
     results = _run(_grade_all(assignment, list(zip(names, paths)), limits,
@@ -347,14 +371,16 @@ def grade_submissions(source, submissions, out_dir=None, *, jobs=None, timeout=D
             result.review.insert(0, f"named {result.name!r} because {names[other]!r} is the name "
                                     f"of {result.shares_name_with!r}"
                                     + (" (the same file, given twice)" if twice else ""))
-    gradebook = Gradebook(shown_path(source), assignment.cells, list(results))
+    gradebook = Gradebook(shown_path(source), assignment.cells, list(results),
+                          sandbox=bool(sandbox),
+                          unsandboxed=[] if sandbox else list(_sandbox.LOST))
     if out_dir is not None:
         report.write(gradebook, out_dir)
     return gradebook
 
 
 def main(source, submissions, out, jobs=None, timeout=None, total_timeout=None,
-         memory_limit=None):
+         memory_limit=None, sandbox=True):
     """``course grade``: grade, write the reports, print a summary; return the exit status."""
     def progress(result, done, total):
         status = f"error: {result.error}" if result.error else \
@@ -363,14 +389,18 @@ def main(source, submissions, out, jobs=None, timeout=None, total_timeout=None,
               f"({result.seconds:.1f} s)", flush=True)
 
     started = time.monotonic()
+    if not sandbox:
+        print("warning: grading without the sandbox (--no-sandbox): "
+              + "; ".join(_sandbox.LOST), file=sys.stderr)
     if (Path(out) / "gradebook.csv").exists():
         print(f"note: {Path(out) / 'gradebook.csv'} exists and will be replaced")
     try:
         gradebook = grade_submissions(source, submissions, out, jobs=jobs, timeout=timeout,
                                       total_timeout=total_timeout,
                                       memory_limit=DEFAULT_MEMORY_LIMIT if memory_limit is None
-                                      else memory_limit, progress=progress)
-    except (OSError, ValueError) as exc:
+                                      else memory_limit, progress=progress,
+                                      sandbox=sandbox)
+    except (OSError, ValueError, _sandbox.SandboxUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     scores = [result.score for result in gradebook.submissions]

@@ -196,6 +196,7 @@ def details(gradebook):
     data = {
         "source": gradebook.source,
         "max_score": gradebook.max_score,
+        "sandbox": gradebook.sandbox, "unsandboxed": gradebook.unsandboxed,
         "cells": [{"grade_id": cell.grade_id, "points": cell.points,
                    "hidden_tests": cell.hidden_tests,
                    "graded_by": "hand" if cell.manual else "tests"}
