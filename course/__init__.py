@@ -8,9 +8,9 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "activations", "backend", "cli", "cpu", "data", "flops", "gradcheck", "graph",
-    "init", "losses", "mnist", "module", "neuron", "nn", "optim", "plot", "regularize", "train",
-    "widgets",
+    "activations", "backend", "cli", "conv", "cpu", "data", "flops", "gradcheck", "graph",
+    "init", "losses", "mnist", "module", "neuron", "nn", "optim", "parallel", "plot",
+    "regularize", "train", "widgets",
 )
 
 

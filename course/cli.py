@@ -14,6 +14,9 @@ repository and run with ``python benchmarks/run.py`` (``course bench`` says so).
 """
 import argparse
 import importlib
+import os
+import shutil
+import subprocess
 import sys
 
 REQUIRED_PYTHON = (3, 10)
@@ -81,6 +84,30 @@ def _sandbox():
                  f"{sandbox.NO_SANDBOX}")
 
 
+def _mpi():
+    """MPI for data-parallel training (``course.parallel``): mpi4py, and two ranks that talk."""
+    fix = 'pip install -e ".[mpi]" (the mpi4py and mpich wheels: no compiler or system MPI needed)'
+    try:
+        import mpi4py
+    except ImportError:
+        return _line(False, "MPI: mpi4py is not installed (optional: only data-parallel training "
+                            "needs it)", fix)
+    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    mpiexec = shutil.which("mpiexec", path=path)
+    if mpiexec is None:
+        return _line(False, f"MPI: mpi4py {mpi4py.__version__}, but no mpiexec", fix)
+    code = "from mpi4py import MPI; print(MPI.COMM_WORLD.allreduce(1))"
+    try:
+        done = subprocess.run([mpiexec, "-n", "2", sys.executable, "-c", code],
+                              capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return _line(False, f"MPI: {mpiexec} could not run ({exc})", fix)
+    if done.stdout.split() != ["2", "2"]:
+        why = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        return _line(False, f"MPI: two ranks could not talk ({why})", fix)
+    return _line(True, f"MPI: mpi4py {mpi4py.__version__}, two ranks ran with {mpiexec}")
+
+
 def info():
     """Print the environment checks; return 0 if every required check passed, else 1."""
     from course import backend
@@ -99,6 +126,7 @@ def info():
     ok &= _widgets()
     ok &= _kernel()
     _sandbox()  # needed only to grade, so not required
+    _mpi()  # needed only for data-parallel training, so not required
     if report["gpu"]:
         _line(True, f"GPU {report['gpu']} with CuPy {report['cupy']} (backend.use('gpu') to use it)")
     else:

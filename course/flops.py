@@ -32,6 +32,7 @@ from time import perf_counter
 import numpy as np
 
 from course import backend
+from course.conv import conv2d_flops  # noqa: F401 - re-exported: a convolution's count
 from course.cpu import cpu_peak_gflops, physical_cores  # noqa: F401 - re-exported for lesson 07
 
 KERNELS = ("axpy", "gemv", "gemm")

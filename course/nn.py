@@ -23,18 +23,22 @@ None); ``train.fit`` does this for the model it trains. For a ``Sequential``
 the flag is its first layer's.
 
 ``Dropout`` and ``BatchNorm1d``, which behave differently in training and in
-evaluation mode, live in ``course.regularize`` and are exported here.
+evaluation mode, live in ``course.regularize``, and the image layers ``Conv2D``,
+``MaxPool2D`` and ``Flatten`` (im2col and one matrix product each) in ``course.conv``;
+all are exported here.
 """
 import numpy as np
 
 from course import activations, backend
 from course import init as initializers
 from course.backend import namespace
+from course.conv import Conv2D, Flatten, MaxPool2D
 from course.module import Module, Parameter
 from course.regularize import BatchNorm1d, Dropout
 
 __all__ = ["Parameter", "Module", "Dense", "Activation", "Identity", "Step", "Sigmoid", "Tanh",
-           "ReLU", "LeakyReLU", "Softmax", "Sequential", "mlp", "Dropout", "BatchNorm1d"]
+           "ReLU", "LeakyReLU", "Softmax", "Sequential", "mlp", "Dropout", "BatchNorm1d",
+           "Conv2D", "MaxPool2D", "Flatten"]
 
 
 class Dense(Module):

@@ -205,6 +205,16 @@ def test_the_sandbox_binds_only_the_course_package_of_the_checkout(tmp_path):
     assert options[options.index("--uid") + 1] == "65534"
 
 
+def test_folders_in_tmp_are_bound_after_the_sandboxs_own_tmp(tmp_path, monkeypatch):
+    """A Python environment in /tmp (CI makes its venv with mktemp) must stay visible: the
+    sandbox's in-memory /tmp is mounted before the binds, never over them."""
+    monkeypatch.setattr(sandbox, "_python_folders", lambda: ["/tmp/ci-venv", "/usr"])
+    argv = sandbox.command(["python"], str(tmp_path), str(tmp_path / "work"))
+    options = argv[:argv.index("--")]
+    tmpfs = options.index("/tmp", options.index("--tmpfs"))
+    assert options.index("/tmp/ci-venv") > tmpfs and options.index(str(tmp_path)) > tmpfs
+
+
 @pytest.mark.kernel
 @pytest.mark.slow
 def test_no_sandbox_grades_and_records_what_it_gives_up(tmp_path):

@@ -151,7 +151,11 @@ def command(argv, private, workdir):
     """``argv`` (the kernel command) run inside bubblewrap; ``private`` is the submission's
     temporary folder (writable, bound at the same path), ``workdir`` the working folder
     inside it."""
-    options = [*NAMESPACES, *_system_binds()]
+    # The in-memory folders come first: a folder bound below (the Python environment, the
+    # data, the private folder) may itself lie in /tmp, and a later --tmpfs /tmp would hide it.
+    options = [*NAMESPACES, "--proc", "/proc", "--dev", "/dev",
+               "--size", str(SHM_BYTES), "--tmpfs", "/dev/shm",
+               "--size", str(TMP_BYTES), "--tmpfs", "/tmp", *_system_binds()]
     for folder in _python_folders():
         options += ["--ro-bind", folder, folder]
     package = os.path.dirname(os.path.abspath(course.__file__))
@@ -159,10 +163,7 @@ def command(argv, private, workdir):
     data = data_folder()
     if data:
         options += ["--ro-bind", data, data]
-    options += ["--proc", "/proc", "--dev", "/dev",
-                "--size", str(SHM_BYTES), "--tmpfs", "/dev/shm",
-                "--size", str(TMP_BYTES), "--tmpfs", "/tmp",
-                "--bind", private, private,
+    options += ["--bind", private, private,
                 "--remount-ro", "/dev", "--remount-ro", "/",
                 "--chdir", workdir, "--hostname", "grading"]
     return [bwrap() or "bwrap", *options, "--", *argv]
