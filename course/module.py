@@ -6,6 +6,8 @@ parameters and sub-modules by looking at its attributes, so nothing needs to be
 registered. ``course.nn`` builds every layer on these two classes and exports
 them, so they are usually written ``nn.Parameter`` and ``nn.Module``.
 """
+import contextlib
+
 from course import backend
 from course.backend import namespace
 
@@ -127,3 +129,21 @@ class Module:
             p.data = move(p.data)
             p.grad = move(p.grad)
         return self
+
+
+@contextlib.contextmanager
+def training(model):
+    """``with training(model):`` the model is in training mode, with ``input_grad`` False.
+
+    The first layer needs no gradient with respect to the data, so its backward skips
+    that product. When the block ends (by an error too), the model's mode and flag are
+    what they were before. ``evaluate`` switches to evaluation mode inside, and back.
+    """
+    was_training, input_grad = model.training, model.input_grad
+    model.train()
+    model.input_grad = False
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+        model.input_grad = input_grad

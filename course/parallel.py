@@ -31,6 +31,7 @@ import time
 import numpy as np
 
 from course import backend, data, train
+from course.module import training
 
 INSTALL_HINT = ('course.parallel needs mpi4py and an MPI library: install them with '
                 'pip install -e ".[mpi]" (the mpi4py and mpich wheels), or pip install mpi4py mpich')
@@ -229,10 +230,8 @@ def fit(model, loss_fn, optimizer, X, y, epochs=1, batch_size=None, comm=None, s
         record.update(time=time.perf_counter() - start, compute_time=compute, comm_time=communicate)
         return record
 
-    was_training, input_grad = model.training, model.input_grad
-    model.train()
-    model.input_grad = False  # the first layer skips dL/dX, as in train.fit
-    with np.errstate(over="ignore", invalid="ignore"):
+    # training mode, input_grad False (as in train.fit); both restored when fit returns
+    with training(model), np.errstate(over="ignore", invalid="ignore"):
         try:
             for epoch in range(1, epochs + 1):
                 record = run_epoch(epoch)
@@ -241,8 +240,6 @@ def fit(model, loss_fn, optimizer, X, y, epochs=1, batch_size=None, comm=None, s
                     bar.set_description(f"epoch {epoch}/{epochs}", refresh=False)
                     bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if "time" not in k})
         finally:
-            model.train(was_training)
-            model.input_grad = input_grad
             if bar is not None:
                 bar.close()
     return history

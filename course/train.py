@@ -25,6 +25,7 @@ import numpy as np
 
 from course import backend, data
 from course.backend import namespace
+from course.module import training
 
 
 class TrainingDiverged(FloatingPointError):
@@ -248,13 +249,8 @@ def fit(model, loss_fn, optimizer, X, y, epochs=1, batch_size=None, validation=N
         record["time"] = time.perf_counter() - start
         return record
 
-    # The model's mode and input_grad flag are restored when fit returns. The first layer
-    # needs no gradient with respect to the data: input_grad = False skips that product.
-    was_training, input_grad = model.training, model.input_grad
-    model.train()  # evaluate() switches to evaluation mode for validation, and back
-    model.input_grad = False
     # Overflow on the way to a NaN loss is reported once, by the check above, not as warnings.
-    with np.errstate(over="ignore", invalid="ignore"):
+    with training(model), np.errstate(over="ignore", invalid="ignore"):
         try:
             for epoch in range(1, epochs + 1):
                 record = run_epoch(epoch)
@@ -272,8 +268,6 @@ def fit(model, loss_fn, optimizer, X, y, epochs=1, batch_size=None, validation=N
                   f"the history of the {len(history)} finished epochs and the current weights "
                   "are kept.")
         finally:
-            model.train(was_training)
-            model.input_grad = input_grad
             if bar is not None:
                 bar.close()
     return history
