@@ -190,7 +190,20 @@ def test_stop_survives_a_client_whose_kernel_manager_is_gone():
             raise RuntimeError("gone")
 
     run.client, run.km = SimpleNamespace(km=None, kc=Broken()), Broken()
+    assert asyncio.run(run._stop()) is None  # every failure is swallowed
+
+    calls = []
+
+    class Manager:  # a kernel manager nbclient has already let go of
+        async def shutdown_kernel(self, now=False):
+            calls.append(("shutdown", now))
+
+        async def cleanup_resources(self):
+            calls.append(("cleanup",))
+
+    run.client, run.km = SimpleNamespace(km=None, kc=None), Manager()
     asyncio.run(run._stop())
+    assert calls == [("shutdown", True), ("cleanup",)]  # the kernel is still stopped
 
 
 def test_a_kernel_that_fails_to_start_is_tried_again_once_then_reported(monkeypatch):
