@@ -14,14 +14,10 @@ folder (mode 0700), is interrupted by an ``interrupt_request`` message (a signal
 would not reach it), and caps all of its memory. Stopping the kernel kills bwrap, and with
 it every process the kernel started.
 
-What the grader adds to the plan, never to the answers:
-
-- first, ``_guard.install`` (see ``course.grading._guard``), before any answer code runs;
-- after each source cell, ``_guard.remember``;
-- around each piece of test code, ``_guard.watch`` and ``_guard.seal(token)``. A test
-  passes only if the kernel replied ``ok`` *and* printed its token, which only the end
-  of the test's own code prints;
-- after a source cell or test that stopped early, ``_guard.recover``.
+Values under test. A test's code sends each value under test as a ``display_data``
+message of the MIME type ``course.grading._values.MIME``; the client takes these out of
+the outputs and keeps them, for the step that runs, in ``StepResult.sent`` (at most
+``MAX_SENDS`` per step). Judging them is the grader's business, not the kernel's.
 
 Limits. Each step may run ``cell_timeout`` seconds and the whole plan ``total_timeout``.
 A step that runs out of time is interrupted; if the kernel answers again within a few
@@ -36,7 +32,7 @@ Output. What a cell prints or displays plays no part in a verdict, but it travel
 grader, so at most ``OUTPUT_LIMIT`` characters of it are kept per cell (the first ones;
 the rest is counted, and a note on stderr says how much was dropped), and only the cell
 that runs now keeps its outputs at all. Error names, messages and tracebacks are cut to
-the same size. The token a test prints is looked for in everything printed, kept or not.
+the same size.
 """
 import logging
 import os
@@ -48,7 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from queue import Empty
 
 import nbformat
@@ -59,6 +55,7 @@ from nbclient.exceptions import DeadKernelError
 
 import course
 from course.grading import sandbox
+from course.grading._values import MIME
 
 #: How many kernels one submission may use: the first, and fresh ones after crashes.
 MAX_KERNELS = 10
@@ -68,7 +65,8 @@ INTERRUPT_GRACE = 3.0
 STARTUP_TIMEOUT = 60.0
 #: Characters of output (printed text, displays, errors) kept per cell.
 OUTPUT_LIMIT = 2**20
-GUARD = '__import__("course.grading._guard", fromlist=["_guard"])'
+#: Values one step may send to the grader.
+MAX_SENDS = 100_000
 _QUIET = logging.getLogger("course.grading.kernel")
 _QUIET.disabled = True  # nbclient logs timeouts and dead kernels; the results report them
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -79,19 +77,20 @@ _OUTPUT_MESSAGES = {"stream", "display_data", "execute_result", "update_display_
 class Step:
     """One piece of code in a grading plan.
 
-    ``kind`` is ``"answer"`` (a student's answer cell), ``"code"`` (a source-notebook cell
-    that is not graded) or ``"test"`` (a visible or ``hidden`` piece of a test cell).
-    ``names``: the names whose objects the guard records after the step (the imports,
-    helpers and data the tests use). ``stub``: for answers, the released student version, run in
-    place of an answer that crashed or hung the kernel.
+    ``kind`` is ``"answer"`` (a student's answer cell), ``"student"`` (a cell the student
+    added), ``"code"`` (a source-notebook cell that is not graded) or ``"test"`` (a visible
+    or ``hidden`` piece of a test cell; ``reference`` is its code for the reference run).
+    ``stub``: for answers, the released student version, run in place of an answer that
+    crashed or hung the kernel. ``cell``: the index of the source cell it comes from.
     """
 
     kind: str
     source: str
     grade_id: str = ""
     hidden: bool = False
-    names: tuple = ()
     stub: str = ""
+    cell: int = -1
+    reference: str = ""
 
 
 @dataclass
@@ -101,8 +100,9 @@ class StepResult:
     ``status``: ``"ok"``, ``"error"`` (it raised), ``"timeout"`` (interrupted after its
     time), ``"crashed"`` (it hung or killed the kernel, and was left out of a fresh run)
     or ``"not run"`` (and, inside a run, ``"dead"`` or ``"stuck"`` before a fresh kernel is
-    tried). ``sealed``: a test's token arrived. ``reason`` explains what went wrong in
-    words; ``replaced`` is true when an answer ran as its stub.
+    tried). ``sent``: the values the step sent (``course.grading._values``); ``too_many``
+    when it sent more than ``MAX_SENDS``. ``reason`` explains what went wrong in words;
+    ``replaced`` is true when an answer ran as its stub.
     """
 
     status: str = "not run"
@@ -110,7 +110,8 @@ class StepResult:
     evalue: str = ""
     traceback: str = ""
     execution_count: int | None = None
-    sealed: bool = False
+    sent: list = field(default_factory=list)
+    too_many: bool = False
     reason: str = ""
     replaced: bool = False
 
@@ -179,9 +180,8 @@ def kernel_environment(workdir):
 
 
 def plain_text(traceback_lines):
-    """A kernel's traceback as plain text: colour codes and the grader's own lines removed."""
-    text = _ANSI.sub("", "\n".join(traceback_lines))
-    return "\n".join(line for line in text.splitlines() if GUARD not in line)
+    """A kernel's traceback as plain text, without colour codes."""
+    return _ANSI.sub("", "\n".join(traceback_lines))
 
 
 def describe_exit(returncode):
@@ -199,16 +199,15 @@ def describe_exit(returncode):
     return f"the kernel exited with status {returncode} (os._exit or a crash)"
 
 
-async def run_plan(steps, guard_call, limits):
-    """Execute ``steps`` after ``guard_call`` (the ``_guard.install`` line); see the module
-    docstring. Returns a ``PlanResult``."""
+async def run_plan(steps, limits):
+    """Execute ``steps``; see the module docstring. Returns a ``PlanResult``."""
     deadline = time.monotonic() + limits.total_timeout
     left_out = {}  # step index -> why it is left out of the next run
     for attempt in range(MAX_KERNELS):
-        run = _Run(steps, guard_call, limits, deadline, left_out)
+        run = _Run(steps, limits, deadline, left_out)
         result = await run.go()
         if result.error and time.monotonic() < deadline:  # it did not start: once more
-            run = _Run(steps, guard_call, limits, deadline, left_out)
+            run = _Run(steps, limits, deadline, left_out)
             result = await run.go()
         if run.fatal is None:
             return result
@@ -224,9 +223,8 @@ async def run_plan(steps, guard_call, limits):
 class _Run:
     """One kernel's attempt at a plan."""
 
-    def __init__(self, steps, guard_call, limits, deadline, left_out):
+    def __init__(self, steps, limits, deadline, left_out):
         self.steps = steps
-        self.guard_call = guard_call
         self.limits = limits
         self.deadline = deadline
         self.left_out = left_out
@@ -271,7 +269,7 @@ class _Run:
     # --- kernel lifecycle ---------------------------------------------------------------
 
     async def _start(self, root, workdir):
-        """Start the kernel and the guard; return an error message, or "" on success."""
+        """Start the kernel; return an error message, or "" on success."""
         specs = _GradingKernels()
         specs.memory_limit = int(self.limits.memory_limit or 0)
         env = kernel_environment(root)
@@ -298,10 +296,6 @@ class _Run:
             await self.client.async_start_new_kernel_client()
         except Exception as exc:  # noqa: BLE001 - any failure to start is reported
             return f"the grading kernel did not start: {_clip(str(exc))}"
-        outcome = await self._execute(self.guard_call, timeout=STARTUP_TIMEOUT, history=False)
-        if outcome.status != "ok":
-            detail = outcome.evalue or outcome.reason or outcome.status
-            return f"the grading kernel could not be prepared: {outcome.ename} {detail}".strip()
         return ""
 
     async def _stop(self):
@@ -345,40 +339,9 @@ class _Run:
         left_out = self.left_out.get(index)
         if left_out and step.kind != "answer":
             return StepResult("crashed", reason=left_out)
-        source = step.stub if left_out else step.source
-        names = list(step.names)
-        if step.kind == "answer":
-            outcome = await self._execute(source)
-        elif step.kind == "code":
-            outcome = await self._execute_all(
-                _with_epilogue(source, f"{GUARD}.remember({names!r})"))
-        else:
-            token = secrets.token_hex(16)
-            pieces = _with_epilogue(source, f"{GUARD}.seal({token!r}, {names!r})")
-            outcome = await self._execute(f"{GUARD}.watch({pieces[0][0]!r})", history=False)
-            if outcome.status == "ok":
-                self.client.watch = f"\n{token}\n"
-                try:
-                    outcome = await self._execute_all(pieces)
-                    outcome.sealed = outcome.status == "ok" and self._printed(token)
-                finally:
-                    self.client.watch = ""
-        stopped_early = outcome.status in ("error", "timeout") or (
-            step.kind == "test" and outcome.status == "ok" and not outcome.sealed)
-        if step.kind != "answer" and stopped_early:
-            recovered = await self._execute(f"{GUARD}.recover({names!r})", history=False)
-            if recovered.status in ("dead", "stuck"):
-                return recovered
+        outcome = await self._execute(step.stub if left_out else step.source)
         if left_out:
             outcome.replaced, outcome.reason = True, left_out
-        return outcome
-
-    async def _execute_all(self, pieces):
-        """Run ``[(code, store in history)]`` in order, stopping at the first that fails."""
-        for code, history in pieces:
-            outcome = await self._execute(code, history=history)
-            if outcome.status != "ok":
-                break
         return outcome
 
     async def _execute(self, code, timeout=None, history=True):
@@ -395,6 +358,7 @@ class _Run:
             client.nb.cells[-1].outputs = []
         cell = nbformat.v4.new_code_cell(code)
         client.nb.cells.append(cell)
+        client.sent, client.too_many = [], False
         index = len(client.nb.cells) - 1
         client.timeout = max(int(limit + 0.999), 1)  # nbclient counts whole seconds
         try:
@@ -418,7 +382,8 @@ class _Run:
             return StepResult("stuck", reason=f"{why} and could not be interrupted")
         content = reply["content"] if reply else {"status": "ok"}
         outcome = StepResult("ok" if content.get("status") == "ok" else "error",
-                             execution_count=content.get("execution_count"))
+                             execution_count=content.get("execution_count"),
+                             sent=client.sent, too_many=client.too_many)
         if outcome.status == "error":
             outcome.ename = _clip(str(content.get("ename", "")))
             outcome.evalue = _clip(str(content.get("evalue", "")))
@@ -427,12 +392,6 @@ class _Run:
                 traceback = "\n".join(map(str, traceback))
             outcome.traceback = plain_text([_clip(str(traceback), keep_end=True)])
         return outcome
-
-    def _printed(self, token):
-        """Whether the last cell run printed ``token`` on a line of its own (seen by the
-        client as the text arrived, also in output it did not keep)."""
-        client = self.client
-        return client.watch == f"\n{token}\n" and client.found == len(client.nb.cells) - 1
 
     async def _probe(self):
         """After an interrupt: ``ok`` if the kernel answers a request within the grace time,
@@ -462,38 +421,41 @@ class _Run:
 class _Client(NotebookClient):
     """nbclient's client, keeping at most ``OUTPUT_LIMIT`` characters of output per cell.
 
-    ``watch``: text to look for in what the running cell prints on stdout; ``found`` is
-    then that cell's index (a string split across messages is found too). As with the
-    outputs themselves, a ``clear_output`` clears it (with ``wait``, at the next output).
+    Values a test sends (``display_data`` of the MIME type ``MIME``) are not outputs: they
+    go to ``sent``, the running cell's list, up to ``MAX_SENDS`` (then ``too_many``).
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.watch = ""
-        self.found = None
         self._cell = None  # the cell the counts below are for
         self._kept = self._dropped = 0
-        self._tail = ""  # the last characters printed on stdout, for ``watch``
         self._clear_next = False  # a clear_output(wait=True) is pending
+        self.sent, self.too_many = [], False
 
     def process_message(self, msg, cell, cell_index):
         if cell_index != self._cell:
-            self._cell, self._kept, self._dropped, self._tail = cell_index, 0, 0, ""
-            self.found, self._clear_next = None, False
+            self._cell, self._kept, self._dropped, self._clear_next = cell_index, 0, 0, False
+            self.sent, self.too_many = [], False
         msg_type = msg.get("msg_type")
+        content = msg.get("content") or {}
+        if msg_type == "display_data" and MIME in (content.get("data") or {}):
+            if len(self.sent) < MAX_SENDS:
+                self.sent.append(content["data"][MIME])
+            else:
+                self.too_many = True
+            return None
         if msg_type == "clear_output":
-            if (msg.get("content") or {}).get("wait"):
+            if content.get("wait"):
                 self._clear_next = True
             else:
-                self._cleared()
+                self._kept = 0
         if msg_type in _OUTPUT_MESSAGES:
             if self._clear_next:
-                self._clear_next = False
-                self._cleared()
-            msg = self._bounded(msg, cell_index)
+                self._clear_next, self._kept = False, 0
+            msg = self._bounded(msg)
             if msg is None:
                 return None
-        elif msg_type == "status" and msg["content"].get("execution_state") == "idle" \
+        elif msg_type == "status" and content.get("execution_state") == "idle" \
                 and self._dropped:
             cell.outputs.append(nbformat.v4.new_output(
                 "stream", name="stderr",
@@ -501,19 +463,11 @@ class _Client(NotebookClient):
             self._dropped = 0
         return super().process_message(msg, cell, cell_index)
 
-    def _cleared(self):
-        self.found, self._tail, self._kept = None, "", 0
-
-    def _bounded(self, msg, cell_index):
+    def _bounded(self, msg):
         """``msg`` as far as it fits in what is left of the cell's limit, or None."""
         content = msg.get("content") or {}
         if msg["msg_type"] == "stream":
             text = str(content.get("text", ""))
-            if content.get("name") == "stdout" and self.watch:
-                width = len(self.watch)
-                if self.watch in self._tail + text[:width] or self.watch in text:
-                    self.found = cell_index
-                self._tail = (self._tail + text[-width:])[-width:]
             room = max(OUTPUT_LIMIT - self._kept, 0)
             if len(text) > room:
                 self._dropped += len(text) - room
@@ -556,15 +510,3 @@ def _clip(text, keep_end=False):
     if keep_end:
         return note + "\n" + text[-OUTPUT_LIMIT:]
     return text[:OUTPUT_LIMIT] + note
-
-
-def _with_epilogue(source, epilogue):
-    """The code to send for a source cell or test: ``[(code, store in history)]``.
-
-    The epilogue is appended as the cell's last line, so it runs only if everything
-    before it did. A cell magic (``%%time``) owns its whole cell, so there the epilogue
-    is sent on its own right after.
-    """
-    if source.lstrip().startswith("%%"):
-        return [(source, True), (epilogue, False)]
-    return [(source.rstrip() + "\n" + epilogue, True)]

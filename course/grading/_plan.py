@@ -1,20 +1,28 @@
-"""What runs when a submission is graded: the source notebook's plan and the answers.
+"""What runs when a submission is graded: the source notebook's plan and the submission's cells.
 
 ``load_source`` reads a source (solution) notebook into an ``Assignment``: its graded cells
 and a plan of ``Step``s (``course.grading._execute``) in which every code cell of the source
 runs as it is, except that answer cells (nbgrader ``solution: true``) are left for the
-submission and test cells are split into visible and hidden pieces. ``read_answers`` takes
-the answer cells from a submission, matched by ``grade_id``, and nothing else from it;
-``Assignment.plan`` puts them into the plan. A submission is read only when it is a regular
-file under a size limit (``read_submission``); ``name_submissions`` gives each one a safe,
-distinct name.
+submission and test cells are split into visible and hidden pieces and rewritten:
 
-The plan also tells the guard (``course.grading._guard``) what to watch, from a static
-reading of the source: the names the tests use that source cells bind, the builtins the
-tests use, and the modules they import.
+- for the student's kernel, every ``check(what, got, expected, ...)`` (and
+  ``check_at_least``/``check_at_most``) becomes ``send(site, got)``: only the value under
+  test is computed there, and sent out (``course.grading._values``). Statements whose only
+  use is to compute expected values (``expected = ...``, ``reference.fit(...)``) go too;
+- for the reference run of the source, the same call becomes ``record(site, ...)``, which
+  sends every argument.
+
+A test cell must hold at least one check and no ``assert``: a judgment made in the kernel
+could be won by an object that says yes to everything.
+
+``read_answers`` takes from a submission its answer cells, matched by ``grade_id`` (or by
+cell id when the metadata is lost), and the code cells the student added, each placed after
+the source cell that comes before it in the submission. Everything else comes from the
+source. A submission is read only when it is a regular file under a size limit
+(``read_submission``); ``name_submissions`` gives each one a safe, distinct name.
 """
 import ast
-import builtins
+import copy
 import os
 import re
 import stat
@@ -25,31 +33,14 @@ from pathlib import Path
 import nbformat
 
 from course.grading import release
-from course.grading._execute import GUARD, Step
-from course.grading._guard import TRUSTED_ROOTS
+from course.grading._execute import Step
+from course.grading._values import _KINDS
 from course.grading.markup import BEGIN_HIDDEN_TESTS, END_HIDDEN_TESTS
 
-# What an answer needs to attack the grader rather than solve the exercise.
-_REVIEW = {
-    "get_ipython": r"\bget_ipython\b",
-    "sys.modules": r"\bsys\.modules\b",
-    "builtins": r"\b__builtins__\b|\bbuiltins\b",
-    "sys.excepthook": r"\bexcepthook\b",
-    "showtraceback": r"\bshowtraceback\b",
-    "trace or profile hooks": r"\bset(trace|profile)\b",
-    "ctypes": r"\bctypes\b",
-    "gc": r"\bgc\.",
-    "frames": r"\b_getframe\b|\bf_(back|globals|locals)\b",
-    "os._exit": r"\bos\._exit\b",
-    "signals": r"\bos\.kill\b|\bsignal\.",
-    "subprocess": r"\bsubprocess\b",
-    "unittest.mock": r"\bmock\b",
-    "comparison methods": r"\b__(eq|ne|bool|array_ufunc|array_function)__\b",
-    "the grader": r"course\.grading|_guard",
-    "exec/eval": r"(?<![\w.])(exec|eval|compile)\s*\(",
-    "__import__": r"\b__import__\b|\bimportlib\b",
-    "/proc": r"/proc\b",
-}
+SEND, RECORD = "__course_send__", "__course_record__"
+#: What the grader runs first in a student's kernel, and in the reference kernel.
+PRELUDE = {False: f"from course.grading._values import send as {SEND}",
+           True: f"from course.grading._values import record as {RECORD}"}
 
 
 @dataclass
@@ -68,74 +59,103 @@ class GradedCell:
 class Assignment:
     """A source notebook read for grading: its graded cells and its plan.
 
-    ``steps`` hold the solutions in the answer steps; ``plan(answers)`` puts a submission's
-    answers in their place. ``cell_ids`` maps an answer's ``grade_id`` to its cell id.
+    ``steps`` hold the solutions in the answer steps and the student's version of each test;
+    ``plan(answers, extra)`` puts a submission's answers and added cells in their place,
+    ``reference_plan()`` is the plan of the reference run. ``cell_ids`` and ``grade_ids``
+    map a cell id or ``grade_id`` of the source to the index of its cell. ``hidden_lines``:
+    the hidden tests' lines, which no report may show.
     """
 
     path: str
     cells: list
     steps: list
     cell_ids: dict
-    guard_call: str
+    grade_ids: dict
+    hidden_lines: list
 
     @property
     def answer_ids(self):
         """The ``grade_id`` of every answer cell that runs, in notebook order."""
         return [step.grade_id for step in self.steps if step.kind == "answer"]
 
-    def plan(self, answers):
-        """The steps with the answers in ``answers`` (grade_id -> source), stubs elsewhere."""
-        return [Step(step.kind, answers.get(step.grade_id, step.stub), step.grade_id,
-                     stub=step.stub) if step.kind == "answer" else step
-                for step in self.steps]
+    def plan(self, answers, extra=()):
+        """The steps with the answers in ``answers`` (grade_id -> source), stubs elsewhere,
+        and the student's cells ``extra`` (``[(index of the source cell before it, code)]``)."""
+        first = self.steps[0].cell
+        steps = [Step("student", code, cell=-1) for index, code in extra if index < first]
+        for n, step in enumerate(self.steps):
+            if step.kind == "answer":
+                step = Step("answer", answers.get(step.grade_id, step.stub), step.grade_id,
+                            stub=step.stub, cell=step.cell)
+            steps.append(step)
+            later = self.steps[n + 1].cell if n + 1 < len(self.steps) else float("inf")
+            steps += [Step("student", code, cell=step.cell) for index, code in extra
+                      if step.cell <= index < later]
+        return [Step("code", PRELUDE[False])] + steps
+
+    def reference_plan(self):
+        """The steps of the reference run: the solutions, and tests that record every check."""
+        return [Step("code", PRELUDE[True])] + [
+            Step("test", step.reference, step.grade_id, step.hidden, cell=step.cell)
+            if step.kind == "test" else step for step in self.steps]
 
 
 def load_source(path):
     """Read the source notebook at ``path`` for grading.
 
-    Raises ``ValueError`` (``MarkupError``) when its markup is malformed or it has no graded
-    test cell, ``OSError`` when it cannot be read.
+    Raises ``ValueError`` (``MarkupError``) when its markup is malformed, it has no graded
+    test cell, or a test cell has no check or an ``assert``; ``OSError`` when it cannot be
+    read.
     """
     path = str(path)
     nb = release.read_notebook(path)
     student = release.release_notebook(nb, Path(path).name)  # also checks the markup
-    cell_ids, cells, steps = {}, [], []
-    for cell, released in zip(nb.cells, student.cells):
+    cell_ids, grade_ids, cells, steps, hidden_lines = {}, {}, [], [], []
+    for index, (cell, released) in enumerate(zip(nb.cells, student.cells)):
         meta = cell.metadata.get("nbgrader", {})
         grade_id = meta.get("grade_id", "")
+        if cell.get("id"):
+            cell_ids[cell.id] = index
+        if grade_id:
+            grade_ids[grade_id] = index
         if meta.get("solution"):
-            cell_ids[grade_id] = cell.get("id")
             if meta.get("grade"):
                 cells.append(GradedCell(grade_id, meta["points"], manual=True))
             if cell.cell_type == "code":
-                steps.append(Step("answer", cell.source, grade_id, stub=released.source))
+                steps.append(Step("answer", cell.source, grade_id, stub=released.source,
+                                  cell=index))
         elif cell.cell_type == "code" and meta.get("grade"):
             pieces = split_hidden(cell.source)
             cells.append(GradedCell(grade_id, meta["points"],
                                     hidden_tests=any(hidden for _, hidden in pieces)))
-            steps.extend(Step("test", text, grade_id, hidden=hidden) for text, hidden in pieces)
+            steps.extend(Step("test", text, grade_id, hidden=hidden, cell=index)
+                         for text, hidden in pieces)
+            hidden_lines += [line.strip() for text, hidden in pieces if hidden
+                             for line in text.splitlines() if len(line.strip()) >= 8]
         elif cell.cell_type == "code" and cell.source.strip():
-            steps.append(Step("code", cell.source))
+            steps.append(Step("code", cell.source, cell=index))
     if not any(not cell.manual for cell in cells):
         raise ValueError(f"{path} has no graded test cells (code cells whose nbgrader metadata "
                          f"has grade: true and points); there is nothing to grade")
-    steps, guard_call = _protect(steps)
-    return Assignment(path, cells, steps, cell_ids, guard_call)
+    _rewrite_tests(steps, Path(path).name)
+    hidden_lines += [line.strip() for step in steps if step.hidden
+                     for line in step.source.splitlines() if len(line.strip()) >= 8]
+    return Assignment(path, cells, steps, cell_ids, grade_ids, hidden_lines)
 
 
 def split_hidden(source):
     """Split a test cell into ``[(code, hidden)]`` pieces at its hidden-tests markers.
 
     The pieces run one after the other, so a failure can be placed in a visible or a hidden
-    piece. Markers inside an indented block, or a cell magic, keep the cell whole (hidden if
-    it has hidden tests).
+    piece. Markers inside an indented block keep the cell whole (hidden if it has hidden
+    tests).
     """
     lines = source.splitlines()
     phrases = [marker.lstrip("# ") for marker in (BEGIN_HIDDEN_TESTS, END_HIDDEN_TESTS)]
     marks = [i for i, line in enumerate(lines) if any(phrase in line for phrase in phrases)]
     if not marks:
         return [(source, False)]
-    if source.lstrip().startswith("%%") or any(lines[i][:1].isspace() for i in marks):
+    if any(lines[i][:1].isspace() for i in marks):
         return [("\n".join(line for i, line in enumerate(lines) if i not in marks), True)]
     pieces, start, hidden = [], 0, False
     for mark in marks + [len(lines)]:
@@ -146,31 +166,131 @@ def split_hidden(source):
     return pieces
 
 
-def _protect(steps):
-    """Fill in the names each step's guard call records, and the guard's install call.
+# --- tests rewritten: the student's kernel sends, the reference records ------------------
 
-    Protected are the names the tests use that source cells bind (``np``, a helper, the
-    data ``X``) and the builtins the tests use (``max``): an answer that rebinds one
-    changes what the tests test. Names the solutions themselves bind are left to answers.
-    """
-    tests = [step for step in steps if step.kind == "test"]
-    used = set().union(*(_names_used(step.source) for step in tests))
-    answered = set().union(*(_names_bound(step.source)[0]
-                             for step in steps if step.kind == "answer"))
-    roots, imports, trusted_names = set(), set(), set()
+def _rewrite_tests(steps, notebook):
+    """Give every test step its student version (``source``) and its ``reference``."""
+    trees = {id(step): _parse(step.source) for step in steps}
+    modules = set()
+    for tree in filter(None, trees.values()):
+        modules |= {alias.asname or alias.name.partition(".")[0] for node in ast.walk(tree)
+                    if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}
+    counts = {}
     for step in steps:
-        if step.kind == "answer":
+        if step.kind != "test":
             continue
-        bound, modules = _names_bound(step.source)
-        step.names = tuple(sorted((bound & used) - answered))
-        trusted_names |= bound
-        imports |= modules
-        if step.kind == "test":
-            roots |= {module.partition(".")[0] for module in modules}
-    trusted = set(TRUSTED_ROOTS) | roots
-    imports = sorted(name for name in imports if name.partition(".")[0] in trusted)
-    builtin_names = sorted((used & set(vars(builtins))) - answered - trusted_names)
-    return steps, (f"{GUARD}.install({sorted(roots)!r}, {imports!r}, {builtin_names!r})")
+        where = f"{notebook}, test cell {step.grade_id!r}"
+        tree = trees[id(step)]
+        if tree is None or step.source.lstrip().startswith("%%"):
+            raise release.MarkupError(f"{where}: a test must be Python code (no cell magic) "
+                                      f"that the grader can read")
+        for node in ast.walk(tree):
+            called = node.func if isinstance(node, ast.Call) else None
+            called = getattr(called, "attr", getattr(called, "id", ""))
+            if isinstance(node, ast.Assert) or called.startswith("assert"):
+                raise release.MarkupError(
+                    f"{where}, line {node.lineno}: a test cell may not judge in the kernel "
+                    f"(assert, {called or 'assert'}): an answer could make the condition true "
+                    f"without the work; write check(what, value, expected) or "
+                    f"check_at_least(what, value, bound)")
+        first = counts.get(step.grade_id, 0)
+        reference = _Checks(step, first, student=False).visit(copy.deepcopy(tree))
+        checks = _Checks(step, first, student=True)
+        student = checks.visit(tree)
+        counts[step.grade_id] = checks.count
+        elsewhere = set().union(*(_loads(trees[id(other)], free=True)
+                                  for other in steps
+                                  if other is not step and trees[id(other)] is not None))
+        _drop_reference_only(student, elsewhere, modules)
+        step.source, step.reference = ast.unparse(student), ast.unparse(reference)
+    for step in steps:
+        if step.kind == "test" and not counts.get(step.grade_id):
+            raise release.MarkupError(f"{notebook}, test cell {step.grade_id!r}: it has no "
+                                      f"check(...), so there is nothing to grade")
+
+
+class _Checks(ast.NodeTransformer):
+    """Turns each check call into ``send(site, got)`` or ``record(site, kind, check, ...)``."""
+
+    def __init__(self, step, first, student):
+        self.grade_id, self.count, self.student = step.grade_id, first, student
+        self.suffix = ":hidden" if step.hidden else ""
+
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        if not (isinstance(node.func, ast.Name) and node.func.id in _KINDS):
+            return node
+        site = ast.Constant(f"{self.grade_id}:{self.count}{self.suffix}")
+        self.count += 1
+        got = node.args[1] if len(node.args) > 1 else next(
+            (k.value for k in node.keywords if k.arg == "got"), None)
+        if got is None or any(isinstance(a, ast.Starred) for a in node.args) \
+                or any(k.arg is None for k in node.keywords):
+            raise release.MarkupError(f"test cell {self.grade_id!r}, line {node.lineno}: "
+                                      f"give {node.func.id} its value as the second argument, "
+                                      f"without * or **")
+        if self.student:
+            return ast.copy_location(ast.Call(ast.Name(SEND, ast.Load()), [site, got], []), node)
+        kind = ast.Constant(_KINDS[node.func.id])
+        return ast.copy_location(ast.Call(ast.Name(RECORD, ast.Load()),
+                                          [site, kind, node.func, *node.args], node.keywords),
+                                 node)
+
+
+def _effect(stmt, modules):
+    """The names a statement binds or changes when it is one the student's kernel can skip
+    (``x = ...``, ``x += ...``, ``x.append(...)``, ``reference.fit(...)``), else None."""
+    targets = [t for target in getattr(stmt, "targets", ())
+               for t in (target.elts if isinstance(target, ast.Tuple) else [target])]
+    if isinstance(stmt, ast.Assign) and all(isinstance(t, ast.Name) for t in targets):
+        names = {t.id for t in targets}
+    elif isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name):
+        names = {stmt.target.id}
+    elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) \
+            and isinstance(stmt.value.func, ast.Attribute) and _root(stmt.value.func):
+        names = {_root(stmt.value.func)}
+    else:
+        return None
+    for node in ast.walk(stmt.value):  # a call on another object may change that object
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and _root(node.func) not in names | modules \
+                or isinstance(node, (ast.NamedExpr, ast.Yield, ast.YieldFrom, ast.Await)):
+            return None
+    return names
+
+
+def _root(node):
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _drop_reference_only(tree, elsewhere, modules):
+    """Remove the statements whose only use is to compute expected values: those of
+    ``_effect``'s kinds whose names are read nowhere but in other such statements."""
+    effects = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.stmt) and (names := _effect(node, modules)) is not None:
+            effects[node] = names
+    owner = {node: stmt for stmt in effects for node in ast.walk(stmt) if node is not stmt}
+    bound_otherwise = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)
+                       and not isinstance(node.ctx, ast.Load) and owner.get(node) is None}
+    dead = set().union(*effects.values()) - bound_otherwise - elsewhere - modules
+    changed = True
+    while changed:
+        changed = False
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in dead:
+                stmt = owner.get(node)
+                if stmt is None or not effects[stmt] <= dead:
+                    dead.discard(node.id)
+                    changed = True
+    for parent in ast.walk(tree):
+        for field in ("body", "orelse", "finalbody"):
+            body = getattr(parent, field, None)
+            if isinstance(body, list) and body and isinstance(body[0], ast.stmt):
+                kept = [s for s in body if not (s in effects and effects[s] <= dead)]
+                body[:] = kept or [ast.Pass()]
 
 
 def _parse(source):
@@ -183,65 +303,14 @@ def _parse(source):
         return None
 
 
-def _names_used(source):
-    tree = _parse(source)
-    if tree is None:
-        return set(re.findall(r"[A-Za-z_]\w*", source))
-    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
-
-
-def _names_bound(source):
-    """The names a cell binds outside its functions and classes (by assignment, import, def
-    or class; ``x[0] = ...`` counts as binding ``x``), and the modules it imports."""
-    tree = _parse(source)
-    if tree is None:
-        return set(), set()
-    finder = _Bindings()
-    finder.visit(tree)
-    return finder.names - {"*"}, finder.modules
-
-
-class _Bindings(ast.NodeVisitor):
-    """Collects what ``_names_bound`` returns, without entering nested scopes."""
-
-    def __init__(self):
-        self.names, self.modules = set(), set()
-
-    def visit_FunctionDef(self, node):
-        self.names.add(node.name)
-
-    visit_AsyncFunctionDef = visit_ClassDef = visit_FunctionDef
-
-    def visit_Lambda(self, node):
-        pass
-
-    visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = visit_Lambda
-
-    def visit_Name(self, node):
-        if isinstance(node.ctx, ast.Store):
-            self.names.add(node.id)
-
-    def visit_Subscript(self, node):
-        base = node.value
-        while isinstance(base, (ast.Subscript, ast.Attribute)):
-            base = base.value
-        if isinstance(node.ctx, ast.Store) and isinstance(base, ast.Name):
-            self.names.add(base.id)
-        self.generic_visit(node)
-
-    visit_Attribute = visit_Subscript
-
-    def visit_Import(self, node):
-        for alias in node.names:
-            self.names.add(alias.asname or alias.name.partition(".")[0])
-            self.modules.add(alias.name)
-
-    def visit_ImportFrom(self, node):
-        if node.module and not node.level:
-            self.modules.add(node.module)
-            for alias in node.names:
-                self.names.add(alias.asname or alias.name)
-                self.modules.add(f"{node.module}.{alias.name}")
+def _loads(tree, free=False):
+    """The names a cell reads (``free``: only those it does not bind itself)."""
+    names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    if free:
+        names -= {node.id for node in ast.walk(tree)
+                  if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load)}
+        names -= {node.arg for node in ast.walk(tree) if isinstance(node, ast.arg)}
+    return names
 
 
 # --- submissions --------------------------------------------------------------------------
@@ -385,12 +454,15 @@ def _too_large(size, limit):
 
 
 def read_answers(path, assignment):
-    """The submission's answer cells as ``{grade_id: source}``, and notes on what is missing.
+    """The submission's answers as ``{grade_id: source}``, the code cells the student added
+    as ``[(index of the source cell before it, source)]`` (-1: before the first), and notes
+    on what is missing.
 
     Answer cells are found by their nbgrader ``grade_id`` (the first cell wins), or, when a
-    notebook lost its metadata, by cell id. Raises ``ValueError`` when the file is not a
-    regular file of at most ``MAX_SUBMISSION_BYTES`` (``read_submission``) or not a
-    readable notebook.
+    notebook lost its metadata, by cell id. A code cell that is neither an answer nor a
+    cell of the source (by ``grade_id`` or cell id) is the student's own, and runs where it
+    stands. Raises ``ValueError`` when the file is not a regular file of at most
+    ``MAX_SUBMISSION_BYTES`` (``read_submission``) or not a readable notebook.
     """
     text = read_submission(path)
     try:
@@ -409,17 +481,33 @@ def read_answers(path, assignment):
                 and _source(cell) is not None):
             answers[grade_id] = _source(cell)
             used.add(index)
+    answer_cells = {grade_id: assignment.grade_ids[grade_id] for grade_id in wanted}
     for grade_id in sorted(wanted - set(answers)):
-        cell_id = assignment.cell_ids.get(grade_id)  # None when the source has no cell ids
         for index, cell in enumerate(cells):
-            if (cell_id is not None and index not in used and cell.get("id") == cell_id
+            if (index not in used and _cell_id(cell) is not None
+                    and assignment.cell_ids.get(_cell_id(cell)) == answer_cells[grade_id]
                     and cell.get("cell_type") == "code" and _source(cell) is not None):
                 answers[grade_id] = _source(cell)
                 used.add(index)
                 break
+    extra, anchor = [], -1
+    for index, cell in enumerate(cells):
+        grade_id = _metadata(cell).get("grade_id")
+        known = assignment.grade_ids.get(grade_id) if isinstance(grade_id, str) else None
+        if known is None:
+            known = assignment.cell_ids.get(_cell_id(cell))
+        if known is not None:
+            anchor = known
+        elif index not in used and cell.get("cell_type") == "code" and _source(cell):
+            extra.append((anchor, _source(cell)))
     notes = [f"Your notebook has no answer cell {grade_id!r}; it was graded as unanswered."
              for grade_id in assignment.answer_ids if grade_id not in answers]
-    return answers, notes
+    return answers, extra, notes
+
+
+def _cell_id(cell):
+    cell_id = cell.get("id")
+    return cell_id if isinstance(cell_id, str) else None
 
 
 def _metadata(cell):
@@ -433,13 +521,3 @@ def _source(cell):
     if isinstance(source, list) and all(isinstance(line, str) for line in source):
         source = "".join(source)
     return source if isinstance(source, str) else None
-
-
-def review_notes(answers):
-    """What an instructor may want to look at in the answers (see ``course.grading.grade``)."""
-    notes = []
-    for grade_id, source in answers.items():
-        found = [what for what, pattern in _REVIEW.items() if re.search(pattern, source)]
-        if found:
-            notes.append(f"answer {grade_id!r} uses {', '.join(found)}")
-    return notes

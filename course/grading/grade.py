@@ -1,109 +1,57 @@
 """The autograder: ``course grade SOURCE_NOTEBOOK SUBMISSION... --out DIR``.
 
-Grading a submission builds a notebook from the *source* (solution) notebook: its
-instructions, setup code, test cells, hidden tests and points, with only the answer cells
-(nbgrader ``solution: true``) taken from the submission, matched by ``grade_id``. So a
-submission that edits, deletes, reorders or re-labels test cells is still graded with the
-source's tests and points; an answer cell it lacks counts as unanswered (its released stub
-runs instead); other cells it adds are ignored, so helper code belongs inside an answer
-cell (``course.grading._plan``). That notebook runs in a fresh kernel in an empty temporary
-folder, under a time limit per cell, one per notebook and a memory cap
-(``course.grading._execute``), inside a bubblewrap sandbox (``course.grading.sandbox``):
-an unprivileged uid, its own PID, IPC and network namespaces, a read-only system and no
-view of the source notebook, the solutions, the output folder, other submissions or the
-grader's files; all of its memory, shared mappings included, counts against the cap, and
-every process it starts dies with it. Where bubblewrap cannot run, grading refuses and says
-how to install it; ``--no-sandbox`` (``sandbox=False``) grades without it, says so on stderr
-and records it, with what is lost, on the ``Gradebook`` (``sandbox``, ``unsandboxed``).
+Planning (``course.grading._plan``). Grading a submission runs the *source* (solution)
+notebook's cells, with the submission's answer cells (nbgrader ``solution: true``, matched
+by ``grade_id``) in place of the solutions and the code cells the student added run where
+they stand, as nbgrader does. Test cells, setup cells and points always come from the
+source, whatever the submission did to them.
 
-A test cell earns its points when every piece of it ran to its end without an exception.
-The grader judges this from the kernel's reply to each piece and from a random token that
-only the last line of that piece prints (``course.grading._guard``), never from what the
-cell prints or displays. Inside the kernel Python has no sandbox, so the guard cannot make
-cheating impossible; this is what it defends, and what it does not.
+Judging (``course.grading._values``). In a test cell the student's kernel computes only the
+value under test of each ``check(what, got, expected)``, and sends it out as plain data
+(numbers, strings, arrays as bytes ...). The expected value is computed in a reference run
+of the source notebook in a kernel of its own (once per source, cached by the hash of its
+plan), and the grader compares the two in its own process, within the check's tolerance;
+``check_at_least`` and ``check_at_most`` are thresholds the grader applies. A test cell
+earns its points when it ran to its end and sent, check by check, the values the reference
+run accepts. Expected values and the answers to hidden inputs never exist in the student's
+process, so nothing done there (objects that equal everything, patched functions, tracers,
+forged output, reading frames) can make a wrong value pass. The notebook's own ``check``
+still gives students immediate feedback while they work.
 
-Defended (``tests/test_grade.py`` tries each of these):
+Running (``course.grading._execute``). Each submission runs in a fresh kernel in an empty
+temporary folder, under a time limit per cell and per notebook and a memory cap, inside a
+bubblewrap sandbox (``course.grading.sandbox``): an unprivileged uid, its own PID, IPC and
+network namespaces, a read-only system and no view of the source notebook, the solutions,
+the output folder, other submissions or the grader's files; all of its memory counts
+against the cap and every process it starts dies with it. Where bubblewrap cannot run,
+grading refuses and says how to install it; ``--no-sandbox`` grades without it, says so
+on stderr and records it, with what is lost, on the ``Gradebook``. Crashes, endless loops
+and runaway memory cost only the tests they touch; the rest of the notebook and of the
+batch is graded.
 
-- printing "passed", clearing or faking outputs, hiding tracebacks (replacing
-  ``showtraceback``, ``sys.excepthook``): output plays no part in the verdict;
-- swallowing a test's exception (``post_run_cell`` callbacks, custom exception handlers,
-  a patched ``run_cell``, ``ExecutionResult.success``, input transformers): the token never
-  prints, and the guard reports the changed machinery (AST transformers too);
-- replacing what tests use (``numpy.allclose``, NumPy internals, ``numpy.testing``,
-  builtins, the notebook's ``__builtins__``, a course function's ``__code__``, ``np``
-  itself, helpers and data that source cells define, such as ``EXPECTED``), shadowing a
-  builtin the tests call, changing a small NumPy array the tests use in place, or setting
-  a trace hook: the guard compares them with what it recorded before any answer ran;
-- values that decide their own comparisons (``__eq__`` always true, ``unittest.mock.ANY``,
-  NumPy's ``__array_function__``): the guard's profiler sees the tests call them;
-- ``sys.exit``, ``raise SystemExit`` or ``KeyboardInterrupt`` in an answer or called from
-  a test; ``os._exit``, crashes and kernel death; endless loops, including ones that catch
-  the interrupt; runaway memory: the affected tests score 0 with the reason, the rest of
-  the notebook and of the batch is graded;
-- writing into the output folder: the sandboxed kernel cannot see it, and the gradebook,
-  JSON and feedback are written last, each by an atomic rename that replaces whatever is
-  there;
-- attacks on the machine (``tests/test_sandbox.py`` tries these): reading the source
-  notebook or the solutions, writing outside the kernel's own folder, seeing or signalling
-  other processes, the network, a detached process that outlives grading, memory in shared
-  mappings: the sandbox stops them (not with ``--no-sandbox``);
-- leaking hidden tests: feedback never shows their source; a hidden failure shows only the
-  exception's type, and a visible failure whose traceback passes through hidden code is
-  reported the same way.
-
-Out of scope: code written against this grader (disabling ``course.grading._guard`` by
-name, reading its token from the cell source, faking kernel messages); changes in place
-to large arrays or other mutable objects, or made while a source cell runs (one that calls
-an answer), so tests are safest with their expected values inside the test cell itself;
-code that reaches below Python (``ctypes``, ``gc`` tricks on built-in types), which can
-tamper with its own kernel but not leave the sandbox; flaws of the Linux kernel or of
-bubblewrap themselves; disk space in the kernel's own folder. With ``--no-sandbox`` the
-kernel runs with the grader's user rights, so it can read the source notebook, signal other
-processes or leave processes behind: use it only where the sandbox cannot run, in a
-container or as a user that can read only what the notebooks need. Answers that
-use the tools such attacks need (``get_ipython``, ``sys.modules``, ``ctypes``,
-``os._exit``, ``/proc`` ...) are listed under ``review`` in the JSON and after the summary,
-for a person to look at. Data a hidden test hands to an answer (its inputs, or the expected
-value passed to ``__eq__``) is only as secret as the answers let it be: an answer can
-repeat it in a later visible error.
-
-A submission is read only when it is a regular file of at most
-``course.grading._plan.MAX_SUBMISSION_BYTES`` (50 MB): a symbolic link, named pipe, device,
-socket or folder is not opened (a pipe would block), and it is opened without following a
-link and without blocking. Such a file, or one that is not a readable notebook, scores 0
-with the reason, and the rest of the batch is graded.
-
-Each submission's name (the ``submission`` column, the feedback file's name) is its file's
-stem, with the folders above it that tell it from other submissions with that stem
-(``course.grading._plan.name_submissions``), made safe: NFKC-normalised, bytes that are not
-UTF-8 and characters other than letters, digits, ``_``, ``.`` and ``-`` (control characters
-and spaces among them) replaced by ``_``, never starting with ``-``, ``=``, ``+`` or ``@``
-(which spreadsheets read as formulas), at most 100 bytes of UTF-8. Names that are still
-equal, ignoring case, get ``-2``, ``-3`` ..., in an order that does not depend on the order
-of the arguments; each such row says why, and which file has the name, under ``review``.
-The JSON keeps each submission's path as given (``file``; bytes that are not UTF-8 as
-``\\xNN``).
-
-Outputs, in ``DIR``: ``gradebook.csv`` (one row per submission: ``submission``, one column
-per graded cell's ``grade_id`` with the points earned, blank for cells graded by hand, then
-``score`` and ``max_score``), ``gradebook.json`` (the same with messages, notes and review
-flags) and ``feedback/<submission>.md``. An existing gradebook is replaced, atomically.
-Results depend only on the source and the submission, not on ``--jobs`` or on order.
-Every text from a submission that reaches a report (messages, notes, tracebacks) is cut
-to 2 KB, saying so, and the feedback shows it only inside code blocks, so it cannot
-forge a table or a heading; printed output is kept up to 1 MB per cell. Reports are never
-written through a link planted in ``DIR``, and a ``DIR`` that is itself a symbolic link
-is refused (give the folder it leads to).
+Reporting (``course.grading.report``). ``DIR`` gets ``gradebook.csv`` (one row per
+submission, one column per graded cell, blank for cells graded by hand), ``gradebook.json``
+(with messages and notes) and ``feedback/<submission>.md``, each replaced atomically, never
+through a link, and only after every kernel is gone. Text from a submission is cut to
+2 KB and shown only in code blocks; no line of a hidden test reaches a report, and a hidden
+failure shows only that it failed (and the exception's type). A submission is read only if
+it is a regular file of at most 50 MB; each gets a safe, unique name
+(``course.grading._plan.name_submissions``); a bad one scores 0 with the reason, and the
+batch goes on. Results depend only on the source and the submission, not on ``--jobs``.
 """
 import asyncio
 import concurrent.futures
+import hashlib
+import json
 import os
+import platform
 import re
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import course
 from course.grading import report
 from course.grading import sandbox as _sandbox
 from course.grading._execute import Limits, run_plan
@@ -113,15 +61,15 @@ from course.grading._plan import (
     load_source,
     name_submissions,
     read_answers,
-    review_notes,
     shown_path,
     split_hidden,
     submission_names,
 )
+from course.grading._values import judge
 
 __all__ = ["Assignment", "CellResult", "GradedCell", "Gradebook", "SubmissionResult",
            "grade_submissions", "load_source", "main", "name_submissions", "read_answers",
-           "review_notes", "shown_path", "split_hidden", "submission_names"]
+           "reference_run", "shown_path", "split_hidden", "submission_names"]
 
 #: Seconds one cell may run.
 DEFAULT_TIMEOUT = 120.0
@@ -187,81 +135,157 @@ class Gradebook:
         return sum(cell.points for cell in self.cells if not cell.manual)
 
 
+# --- the reference run -------------------------------------------------------------------
+
+_REFERENCES = {}  # plan hash -> records, for this process
+
+
+def reference_run(assignment, limits):
+    """What every check of the source notebook recorded in the reference run: a dict from
+    ``(grade_id, piece)`` to that test piece's records (``course.grading._values.record``).
+
+    The run is cached by the hash of its plan, in memory and (with the sandbox, which keeps
+    students' kernels away from it) in ``$COURSE_GRADING_CACHE`` or ``~/.cache/course``.
+    Raises ``ValueError`` when the source fails in its own run: a cell raised, or a check
+    does not accept the solution's value.
+    """
+    steps = assignment.reference_plan()
+    key = hashlib.sha256(json.dumps(
+        [[step.kind, step.source] for step in steps]
+        + [course.__version__, platform.python_version(), limits.memory_limit]).encode()).hexdigest()
+    cache = os.path.join(os.environ.get("COURSE_GRADING_CACHE")
+                         or os.path.join(os.path.expanduser("~"), ".cache", "course"),
+                         f"reference-{key}.json")
+    if key not in _REFERENCES and limits.sandbox and os.path.isfile(cache):
+        with open(cache, encoding="utf-8") as handle:
+            _REFERENCES[key] = {tuple(k): v for k, v in json.load(handle)}
+    if key not in _REFERENCES:
+        plan = _run(run_plan(steps, Limits(limits.cell_timeout, limits.total_timeout,
+                                           limits.memory_limit, sandbox=limits.sandbox)))
+        _REFERENCES[key] = _records(assignment, steps, plan)
+        if limits.sandbox:
+            os.makedirs(os.path.dirname(cache), exist_ok=True)
+            report.atomic_write(cache, json.dumps(list(_REFERENCES[key].items())))
+    return _REFERENCES[key]
+
+
+def _records(assignment, steps, plan):
+    where = f"the source notebook {shown_path(assignment.path)} failed in the reference run"
+    if plan.error:
+        raise ValueError(f"{where}: {plan.error}")
+    records, pieces = {}, {}
+    for step, result in zip(steps, plan.steps):
+        if result.status != "ok":
+            name = f"test cell {step.grade_id!r}" if step.kind == "test" else \
+                f"answer {step.grade_id!r}" if step.kind == "answer" else f"cell {step.cell}"
+            error = f"{result.ename}: {result.evalue}" if result.ename else result.reason
+            raise ValueError(f"{where}: {name}: {error or result.status}")
+        if step.kind == "test":
+            for record in result.sent:
+                if message := judge(record, record):
+                    raise ValueError(f"{where}: test cell {step.grade_id!r} does not accept "
+                                     f"the solution's value: {message}")
+            piece = pieces[step.grade_id] = pieces.get(step.grade_id, -1) + 1
+            records[(step.grade_id, piece)] = result.sent
+    return records
+
+
 # --- grading ------------------------------------------------------------------------------
 
-def _score(assignment, plan, name, path, answers, notes):
-    """Turn a run of the plan for the submission's ``answers`` into a ``SubmissionResult``."""
-    steps = assignment.steps
+def _score(assignment, reference, steps, plan, name, path, answers, notes):
+    """Judge a run of the plan ``steps`` for the submission's ``answers``."""
     hidden_runs = {result.execution_count for step, result in zip(steps, plan.steps)
                    if step.kind == "test" and step.hidden and result.execution_count}
+    verdicts, pieces = {}, {}
+    for step, result in zip(steps, plan.steps):
+        if step.kind == "test":
+            piece = pieces[step.grade_id] = pieces.get(step.grade_id, -1) + 1
+            if step.grade_id not in verdicts:  # the first failing piece decides
+                failure = _failure(step, result, reference[(step.grade_id, piece)],
+                                   hidden_runs, plan.error)
+                if failure:
+                    verdicts[step.grade_id] = failure
+        elif step.kind in ("answer", "student"):
+            if step.kind == "student" or step.grade_id in answers:
+                notes.extend(_answer_notes(step, result, hidden_runs))
+        elif result.status in ("timeout", "crashed"):
+            notes.append(f"A cell of the notebook (not one of yours) was stopped: "
+                         f"{result.reason}.")
     cells = []
     for cell in assignment.cells:
         if cell.manual:
-            cells.append(CellResult(cell.grade_id, None, cell.points, False,
-                                    "graded by hand"))
-            continue
-        pieces = [(step, result) for step, result in zip(steps, plan.steps)
-                  if step.kind == "test" and step.grade_id == cell.grade_id]
-        failed = next(((step, result) for step, result in pieces
-                       if not (result.status == "ok" and result.sealed)), None)
-        if failed is None:
-            cells.append(CellResult(cell.grade_id, cell.points, cell.points, True))
-        else:
-            message, traceback = _failure(*failed, hidden_runs, plan.error)
+            cells.append(CellResult(cell.grade_id, None, cell.points, False, "graded by hand"))
+        elif cell.grade_id in verdicts:
+            message, traceback = verdicts[cell.grade_id]
             cells.append(CellResult(cell.grade_id, 0, cell.points, False, message, traceback))
-    for step, result in zip(steps, plan.steps):
-        if step.kind == "answer":
-            if step.grade_id in answers:  # a missing answer has its note already
-                notes.extend(_answer_notes(step.grade_id, result, hidden_runs))
-        elif step.kind == "code" and result.status in ("timeout", "crashed"):
-            notes.append(f"A cell of the notebook (not one of yours) was stopped: "
-                         f"{result.reason}.")
+        else:
+            cells.append(CellResult(cell.grade_id, cell.points, cell.points, True))
     if plan.error:
         notes.append(f"Grading could not run: {plan.error}.")
-    return SubmissionResult(name, shown_path(path), cells, notes, error=plan.error)
+    result = SubmissionResult(name, shown_path(path), cells, notes, error=plan.error)
+    return _scrub(result, assignment.hidden_lines)
 
 
-def _failure(step, result, hidden_runs, error):
-    """A failed test piece's message and traceback, safe to show the student."""
+def _failure(step, result, records, hidden_runs, error):
+    """Why a test piece failed, as ``(message, traceback)`` safe to show; None if it passed."""
     if error:
         return "Not run: the grader could not run this notebook.", ""
     if result.status == "not run":
         return _sentence(result.reason or "not run"), ""
     if result.status in ("timeout", "crashed"):
         return _sentence(f"the test was stopped: {result.reason}"), ""
-    if result.status == "ok":
-        return ("The test did not run to its end: something in the answers interfered with "
-                "how tests run."), ""
     hidden = step.hidden or _mentions(result.traceback, hidden_runs)
-    if result.ename == "IntegrityError":  # raised by the guard, after the test's own code
+    for record, sent in zip(records, result.sent):
+        if message := judge(record, sent):
+            if step.hidden or record["site"].endswith(":hidden"):
+                return "A hidden test failed: a value differs from the expected one.", ""
+            hint = f"\nHint: {record['hint']}" if record["hint"] else ""
+            return message + hint, ""
+    if result.status == "error":
         if hidden:
-            return "A hidden test failed: the answers interfered with how tests run.", ""
-        return _sentence(f"the test failed: {result.evalue}"), ""
-    if hidden:
-        return f"A hidden test failed ({result.ename}).", ""
-    message = f"{result.ename}: {result.evalue}" if result.evalue else result.ename
-    return message, result.traceback[-_TRACEBACK_CHARS:]
+            return f"A hidden test failed ({result.ename}).", ""
+        message = f"{result.ename}: {result.evalue}" if result.evalue else result.ename
+        return message, result.traceback[-_TRACEBACK_CHARS:]
+    if result.too_many or len(result.sent) != len(records):
+        what = "more" if result.too_many or len(result.sent) > len(records) else "fewer"
+        prefix = "A hidden test failed: it" if step.hidden else "The test"
+        return f"{prefix} checked {what} values than the reference run did.", ""
+    return None
 
 
-def _answer_notes(grade_id, result, hidden_runs):
+def _answer_notes(step, result, hidden_runs):
+    which = f"Your answer {step.grade_id!r}" if step.kind == "answer" else \
+        "A cell you added"
     if result.replaced:
-        return [f"Your answer {grade_id!r} was graded as unanswered: {result.reason} "
-                f"while it ran."]
+        return [f"{which} was graded as unanswered: {result.reason} while it ran."]
     if result.status == "timeout":
-        return [f"Your answer {grade_id!r} was stopped: {result.reason}."]
+        return [f"{which} was stopped: {result.reason}."]
     if result.status == "crashed":
-        return [f"Your answer {grade_id!r} stopped the kernel: {result.reason}."]
+        return [f"{which} stopped the kernel: {result.reason}."]
     if result.status == "error":
         if _mentions(result.traceback, hidden_runs):
-            return [f"Your answer {grade_id!r} raised {result.ename}."]
+            return [f"{which} raised {result.ename}."]
         evalue = f": {result.evalue}" if result.evalue else ""
-        return [f"Your answer {grade_id!r} raised {result.ename}{evalue}"]
+        return [f"{which} raised {result.ename}{evalue}"]
     return []
 
 
 def _mentions(traceback, runs):
     """Whether a traceback shows code from one of the cells run as ``In[n]``, n in ``runs``."""
     return any(int(n) in runs for n in re.findall(r"\bIn\s*\[(\d+)\]", traceback))
+
+
+def _scrub(result, hidden_lines):
+    """``result`` with every line of a hidden test replaced in what it shows."""
+    def clean(text):
+        for line in hidden_lines:
+            text = text.replace(line, "[hidden test]")
+        return text
+
+    result.notes = [clean(note) for note in result.notes]
+    for cell in result.cells:
+        cell.message, cell.traceback = clean(cell.message), clean(cell.traceback)
+    return result
 
 
 def _sentence(text):
@@ -278,34 +302,34 @@ def _unreadable(assignment, name, path, reason):
     return SubmissionResult(name, shown_path(path), cells, error=reason)
 
 
-async def _grade_one(assignment, name, path, limits):
+async def _grade_one(assignment, reference, name, path, limits):
     started = time.monotonic()
     try:
-        answers, notes = read_answers(path, assignment)
+        answers, extra, notes = read_answers(path, assignment)
     except ValueError as exc:
         return _unreadable(assignment, name, path, str(exc))
     except Exception as exc:  # noqa: BLE001 - one submission's failure never stops the batch
         return _unreadable(assignment, name, path,
                            f"this file could not be read ({type(exc).__name__}: {exc})")
     try:
-        plan = await run_plan(assignment.plan(answers), assignment.guard_call, limits)
-        result = _score(assignment, plan, name, path, answers, notes)
+        steps = assignment.plan(answers, extra)
+        plan = await run_plan(steps, limits)
+        result = _score(assignment, reference, steps, plan, name, path, answers, notes)
     except Exception as exc:  # noqa: BLE001 - one submission's failure never stops the batch
         result = _unreadable(assignment, name, path,
                              f"the grader failed on this notebook ({type(exc).__name__}: {exc})")
-    result.review = review_notes(answers)
     result.seconds = time.monotonic() - started
     return result
 
 
-async def _grade_all(assignment, named_paths, limits, jobs, progress):
+async def _grade_all(assignment, reference, named_paths, limits, jobs, progress):
     slots = asyncio.Semaphore(jobs)
     done = 0
 
     async def one(name, path):
         nonlocal done
         async with slots:
-            result = await _grade_one(assignment, name, path, limits)
+            result = await _grade_one(assignment, reference, name, path, limits)
         done += 1
         if progress is not None:
             progress(result, done, len(named_paths))
@@ -344,7 +368,8 @@ def grade_submissions(source, submissions, out_dir=None, *, jobs=None, timeout=D
             grades without it, recording so (and what is lost) in the gradebook.
 
     Returns:
-        A ``Gradebook``. Raises ``ValueError`` for a bad source notebook or argument, and
+        A ``Gradebook``. Raises ``ValueError`` for a bad source notebook or argument (one
+        that fails in its own reference run included), and
         ``course.grading.sandbox.SandboxUnavailable`` (saying how to fix it) where the
         sandbox cannot run.
     """
@@ -362,7 +387,8 @@ def grade_submissions(source, submissions, out_dir=None, *, jobs=None, timeout=D
                     sandbox=bool(sandbox))
     paths = [os.fsdecode(path) for path in submissions]
     names, taken = name_submissions(paths)
-    results = _run(_grade_all(assignment, list(zip(names, paths)), limits,
+    reference = reference_run(assignment, limits)
+    results = _run(_grade_all(assignment, reference, list(zip(names, paths)), limits,
                               min(jobs, max(len(paths), 1)), progress))
     for result, path, other in zip(results, paths, taken):
         if other is not None:
