@@ -3,18 +3,18 @@
 Most tests read one gradebook: a class of about forty submissions of a small source
 notebook, graded once (three at a time, with a short time limit per cell) by the ``graded``
 fixture. Each submission is the released notebook with one answer filled in: correct,
-wrong, missing, crashing, looping, or wrong *and* trying one way of faking a pass. The
-source notebook is built so that each attack would earn points from a grader that judged
-by printed output, by error outputs, or by the kernel's reply alone: one test cell per
-testing idiom (``np.allclose``, ``np.testing``, ``==``, a helper from a source cell, a
-course function, a builtin), each exposed to its own kind of tampering.
+wrong, missing, crashing, looping, or wrong *and* trying one way of faking a pass. Each
+attack would earn points from a grader that judged by printed output, by error outputs, by
+the kernel's reply, or by comparisons made inside the kernel: the test cells use one check
+per idiom (an array, a scalar, a helper from a source cell, a course function and a
+builtin on the expected side, a hidden input), each exposed to its own kind of tampering.
+``tests/test_grade_attacks.py`` attacks a real lesson.
 """
 import copy
 import csv
 import json
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import nbformat
@@ -25,32 +25,36 @@ from course import cli
 from course.grading import grade, markup, release, report
 
 SOLUTIONS = Path(__file__).resolve().parent.parent / "solutions"
-HIDDEN_TEXT = ("HIDDEN-RELU-MESSAGE", "HIDDEN-HELPER-MESSAGE", "-4.0, -5.0", "value == 8")
+HIDDEN_TEXT = ("HIDDEN-RELU-MESSAGE", "HIDDEN-HELPER-MESSAGE", "-4.0, -5.0", "value, 8")
 TIMEOUT = 3  # seconds per cell, so that the endless loops below end soon
 MEMORY = 2**30  # bytes per grading kernel
+CHECK = ("def check(what, got, expected, hint='', atol=1e-8, rtol=1e-6):\n"
+         "    if not np.allclose(got, expected, rtol=rtol, atol=atol):\n"
+         "        raise AssertionError(f'{what}: expected {expected!r}, got {got!r}. {hint}')\n"
+         "    print(f'OK: {what}')")
 
 RELU = "def relu(x):\n    ### BEGIN SOLUTION\n    return np.maximum(0, x)\n    ### END SOLUTION"
 DOUBLE = "def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION"
-RELU_TESTS = {  # grade_id -> test source; each relies on one thing an answer could tamper with
-    "t_allclose": "assert np.allclose(relu(X), EXPECTED), 'relu(X) is wrong'",
-    "t_testing": "np.testing.assert_allclose(relu(X), EXPECTED)",
-    "t_equal": "assert relu(-3.0) == 0",
-    "t_helper": "check_close(relu(X), EXPECTED)",
-    "t_course": "assert rel_error(relu(X), EXPECTED) < 1e-9",
-    "t_builtin": "assert max(abs(relu(X) - EXPECTED)) < 1e-9",
-    "t_hidden": ("got = relu(X)\n"  # both pieces bind got: the guard follows the test's names
-                 "assert got.shape == (2,)\n"
+RELU_TESTS = {  # grade_id -> test source
+    "t_allclose": "check('relu(X)', relu(X), EXPECTED, hint='relu(X) is wrong')",
+    "t_testing": "grid = np.linspace(-1, 1, 5)\ncheck('relu on a grid', relu(grid), np.maximum(grid, 0))",
+    "t_equal": "check('relu(-3.0)', relu(-3.0), 0)",
+    "t_helper": "check('relu(X) against a helper', relu(X), positive_part(X))",
+    "t_course": "check('relu(X) against the library', relu(X), activations.relu(X))",
+    "t_builtin": "check('relu(-2.0)', relu(-2.0), max(-2.0, min(0.0, 1.0)))",
+    "t_hidden": ("got = relu(X)\n"
+                 "check('shape of relu(X)', got.shape, (2,))\n"
                  "### BEGIN HIDDEN TESTS\n"
                  "got = relu(np.array([-4.0, -5.0]))\n"
-                 "assert got[0] == 0, 'HIDDEN-RELU-MESSAGE'\n"
+                 "check('relu of negatives', got, [0.0, 0.0], hint='HIDDEN-RELU-MESSAGE')\n"
                  "### END HIDDEN TESTS"),
 }
 DOUBLE_TESTS = {
-    "t_double": "assert double(2) == 4",
+    "t_double": "check('double(2)', double(2), 4)",
     # the visible line calls a helper the hidden region defines: a failure must not show it
     "t_scale": ("### BEGIN HIDDEN TESTS\n"
                 "def _hidden_check(value):\n"
-                "    assert value == 8, 'HIDDEN-HELPER-MESSAGE'\n"
+                "    check('HIDDEN-HELPER-MESSAGE', value, 8)\n"
                 "### END HIDDEN TESTS\n"
                 "_hidden_check(double(4))"),
 }
@@ -60,10 +64,9 @@ AUTO_POINTS = len(RELU_TESTS) + len(DOUBLE_TESTS)
 def source_notebook():
     cells = [
         markup.markdown_cell("# A small exercise sheet"),
-        markup.code_cell("import numpy as np\nfrom course.gradcheck import rel_error\n"
-                         "X = np.array([-1.0, 2.0])\nEXPECTED = np.array([0.0, 2.0])"),
-        markup.code_cell("def check_close(actual, expected):\n"
-                         "    assert np.allclose(actual, expected), f'{actual} != {expected}'"),
+        markup.code_cell("import numpy as np\nfrom course import activations\n"
+                         "X = np.array([-1.0, 2.0])\nEXPECTED = np.array([0.0, 2.0])\n" + CHECK),
+        markup.code_cell("def positive_part(values):\n    return np.where(values > 0, values, 0.0)"),
         markup.solution_cell(RELU, "ex_relu"),
     ]
     cells += [markup.test_cell(source, grade_id, 1) for grade_id, source in RELU_TESTS.items()]
@@ -134,14 +137,16 @@ ATTACKS = {  # name -> answer for ex_relu: a wrong relu plus one way of faking a
                           "                           testing=fake_testing)"),
     "rebind_expected": WRONG + "EXPECTED = relu(X)",
     "mutate_expected": "def relu(x):\n    globals()['EXPECTED'][:] = x\n    return x",
-    "shadow_builtin": WRONG + "def max(*args, **kwargs):\n    return 0",
-    "patch_helper": WRONG + "def check_close(actual, expected):\n    pass",
-    "patch_course_code": WRONG + "rel_error.__code__ = (lambda a, b, floor=0: 0.0).__code__",
-    "patch_builtin": WRONG + ("import builtins\nreal_max = builtins.max\n"  # arrays only: the
-                              "builtins.max = lambda x, *args, **kwargs: 0 if isinstance("  # kernel
-                              "x, np.ndarray) else real_max(x, *args, **kwargs)"),  # needs max
+    "shadow_builtin": WRONG + "def max(*args, **kwargs):\n    return -2.0",
+    "patch_helper": WRONG + ("def positive_part(values):\n    return values\n"
+                             "def check(*args, **kwargs):\n    pass"),
+    "patch_course_code": WRONG + ("from course import activations\n"
+                                  "activations.relu.__code__ = (lambda x: x).__code__"),
+    "patch_builtin": WRONG + ("import builtins\nreal_max = builtins.max\n"  # floats only: the
+                              "builtins.max = lambda x, *args, **kwargs: x if isinstance("  # kernel
+                              "x, float) else real_max(x, *args, **kwargs)"),  # needs max
     "replace_builtins": WRONG + ("import builtins as b\n"
-                                 "__builtins__ = dict(vars(b), max=lambda *args, **kwargs: 0)"),
+                                 "__builtins__ = dict(vars(b), max=lambda *args, **kwargs: -2.0)"),
     "always_equal": ("class Anything:\n    __eq__ = lambda self, other: True\n\n"
                      "def relu(x):\n    return Anything()"),
     "mock_any": "from unittest.mock import ANY\n\ndef relu(x):\n    return ANY",
@@ -149,9 +154,22 @@ ATTACKS = {  # name -> answer for ex_relu: a wrong relu plus one way of faking a
                        "    def __array_function__(self, func, types, args, kwargs):\n"
                        "        return True\n\n"
                        "def relu(x):\n    return Fake()"),
+    "forge_values": ("from IPython.display import publish_display_data\n"
+                     "from course.grading._values import MIME, encode\n\n"
+                     "def relu(x):\n"
+                     "    for n in range(3):\n"
+                     "        publish_display_data({MIME: {'site': f't_allclose:{n}',\n"
+                     "                                     'got': encode(EXPECTED)}})\n"
+                     "    return x"),
+    "silence_sends": WRONG + "__course_send__ = lambda *args: None",
+    "read_frames": ("import sys\n\n"
+                    "def relu(x):\n"
+                    "    frame = sys._getframe(1)\n"
+                    "    for name in ('expected', 'got'):  # what a check compares with\n"
+                    "        if name in frame.f_locals:\n"
+                    "            return frame.f_locals[name]\n"
+                    "    return x"),
 }
-# Attacks that leave what later tests rely on alone; every other attack fails later tests too.
-CONTAINED = {"cosmetic", "always_equal", "mock_any", "array_function"}
 CRASHES = {  # name -> answer for ex_relu that stops the kernel or the cell
     "sys_exit": "import sys\nsys.exit(1)\n" + CORRECT,
     "exits_in_test": ("def relu(x):\n    if np.isscalar(x):\n        raise SystemExit(0)\n"
@@ -257,8 +275,8 @@ def test_wrong_answer_loses_only_its_own_tests(graded):
     assert earned["t_double"] == earned["t_scale"] == 1
     assert relu_points(gradebook, "wrong_relu") == 0
     cell = next(c for c in result(gradebook, "wrong_relu").cells if c.grade_id == "t_allclose")
-    assert cell.message == "AssertionError: relu(X) is wrong"
-    assert "assert np.allclose(relu(X), EXPECTED)" in cell.traceback
+    assert cell.message == ("relu(X): expected array([0., 2.]), got array([-1.,  2.])\n"
+                            "Hint: relu(X) is wrong")
 
 
 def test_missing_answer_cell_counts_as_unanswered(graded):
@@ -294,21 +312,22 @@ def test_a_kernel_memory_limit_is_applied(graded):
 
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
 def test_attacks_earn_no_points(graded, attack):
-    """A wrong answer plus tampering earns nothing; most tampering also costs later tests."""
+    """A wrong answer plus tampering earns nothing more than the wrong answer alone."""
     gradebook, _, _ = graded
     assert relu_points(gradebook, attack) == 0
-    assert points(gradebook, attack)["t_double"] == (1 if attack in CONTAINED else 0)
+    assert result(gradebook, attack).score <= result(gradebook, "wrong_relu").score
 
 
-def test_tampering_is_named_in_the_feedback(graded):
+def test_failures_say_what_was_expected_and_what_came(graded):
     gradebook, _, _ = graded
-    message = " ".join(c.message for c in result(gradebook, "patch_numpy").cells)
-    assert "numpy.allclose" in message
-    assert "rel_error" in " ".join(c.message for c in result(gradebook, "patch_course_code").cells)
+    cell = next(c for c in result(gradebook, "patch_numpy").cells if c.grade_id == "t_allclose")
+    assert cell.message.startswith("relu(X): expected array([0., 2.]), got array([-1.,  2.])")
     equal = next(c for c in result(gradebook, "always_equal").cells if c.grade_id == "t_equal")
-    assert "Anything.__eq__" in equal.message
-    swallowed = result(gradebook, "clear_error").cells[0]
-    assert "did not run to its end" in swallowed.message
+    assert "Anything cannot be graded" in equal.message
+    forged = next(c for c in result(gradebook, "forge_values").cells if c.grade_id == "t_testing")
+    assert "checks did not run in the order" in forged.message
+    silenced = next(c for c in result(gradebook, "silence_sends").cells if c.grade_id == "t_double")
+    assert "checked fewer values" in silenced.message
 
 
 def test_a_naive_grader_is_fooled_by_a_hidden_traceback(graded, tmp_path):
@@ -395,13 +414,15 @@ def test_hidden_tests_never_reach_the_feedback(graded):
     texts += [path.read_text() for path in (out / "feedback").glob("*.md")]
     assert not any(hidden in text for hidden in HIDDEN_TEXT for text in texts)
     hidden = next(c for c in result(gradebook, "wrong_relu").cells if c.grade_id == "t_hidden")
-    assert hidden.message == "A hidden test failed (AssertionError)." and not hidden.traceback
+    assert hidden.message == "A hidden test failed: a value differs from the expected one."
+    assert not hidden.traceback
 
 
 def test_a_failure_inside_hidden_code_called_from_visible_code_stays_hidden(graded):
     gradebook, out, _ = graded
     scale = next(c for c in result(gradebook, "wrong_double").cells if c.grade_id == "t_scale")
-    assert scale.points == 0 and scale.message == "A hidden test failed (AssertionError)."
+    assert scale.points == 0
+    assert scale.message == "A hidden test failed: a value differs from the expected one."
     text = (out / "feedback" / "wrong_double.md").read_text()
     assert "t_scale" in text and not any(hidden in text for hidden in HIDDEN_TEXT)
 
@@ -433,7 +454,7 @@ def test_odd_answer_metadata_neither_crashes_nor_picks_another_cell(tmp_path):
         if cell["metadata"].get("nbgrader", {}).get("grade_id") == "ex_double":
             cell["metadata"]["nbgrader"]["grade_id"] = ["ex_double"]
     sub.write_text(json.dumps(nb))
-    answers, notes = grade.read_answers(sub, assignment)
+    answers, _, notes = grade.read_answers(sub, assignment)
     assert answers == {"ex_relu": CORRECT}
     assert any("no answer cell 'ex_double'" in note for note in notes)
 
@@ -563,20 +584,3 @@ def test_a_real_lesson_solution_full_released_zero_attacked_zero(lesson, tmp_pat
     solution, student, cheat = gradebook.submissions
     assert solution.score == solution.max_score > 0
     assert student.score == 0 and cheat.score == 0
-
-
-def test_guard_records_an_entry_added_after_another_was_deleted():
-    """A trusted cell that deletes one attribute and adds another keeps the size the same;
-    the new entry must still be recorded, or an answer could later replace it unseen."""
-    from course.grading import _guard
-
-    records = types.SimpleNamespace(namespaces={}, functions=[])
-    namespace = {"a": len, "b": print}
-    assert _guard._record(records, "module m", namespace)
-    assert not _guard._record(records, "module m", namespace)  # nothing new: nothing to do
-    del namespace["a"]
-    namespace["c"] = abs
-    assert _guard._record(records, "module m", namespace)
-    assert "c" in records.namespaces["module m"].keys
-    namespace["c"] = max  # a replacement: _check's business, found by unchanged()
-    assert not records.namespaces["module m"].unchanged()

@@ -61,8 +61,8 @@ class Assignment:
 
     ``steps`` hold the solutions in the answer steps and the student's version of each test;
     ``plan(answers, extra)`` puts a submission's answers and added cells in their place,
-    ``reference_plan()`` is the plan of the reference run. ``cell_ids`` and ``grade_ids``
-    map a cell id or ``grade_id`` of the source to the index of its cell. ``hidden_lines``:
+    ``reference_plan()`` is the plan of the reference run. ``cell_ids``, ``grade_ids`` and
+    ``sources`` map a cell id, ``grade_id`` or code of the source to the index of its cell. ``hidden_lines``:
     the hidden tests' lines, which no report may show.
     """
 
@@ -71,6 +71,7 @@ class Assignment:
     steps: list
     cell_ids: dict
     grade_ids: dict
+    sources: dict
     hidden_lines: list
 
     @property
@@ -140,7 +141,9 @@ def load_source(path):
     _rewrite_tests(steps, Path(path).name)
     hidden_lines += [line.strip() for step in steps if step.hidden
                      for line in step.source.splitlines() if len(line.strip()) >= 8]
-    return Assignment(path, cells, steps, cell_ids, grade_ids, hidden_lines)
+    sources = {cell.source.strip(): index for index, cell in enumerate(nb.cells)
+               if cell.cell_type == "code" and not cell.metadata.get("nbgrader", {}).get("solution")}
+    return Assignment(path, cells, steps, cell_ids, grade_ids, sources, hidden_lines)
 
 
 def split_hidden(source):
@@ -190,7 +193,7 @@ def _rewrite_tests(steps, notebook):
             if isinstance(node, ast.Assert) or called.startswith("assert"):
                 raise release.MarkupError(
                     f"{where}, line {node.lineno}: a test cell may not judge in the kernel "
-                    f"(assert, {called or 'assert'}): an answer could make the condition true "
+                    f"({called + '()' if called else 'assert'}): an answer could make the condition true "
                     f"without the work; write check(what, value, expected) or "
                     f"check_at_least(what, value, bound)")
         first = counts.get(step.grade_id, 0)
@@ -460,8 +463,8 @@ def read_answers(path, assignment):
 
     Answer cells are found by their nbgrader ``grade_id`` (the first cell wins), or, when a
     notebook lost its metadata, by cell id. A code cell that is neither an answer nor a
-    cell of the source (by ``grade_id`` or cell id) is the student's own, and runs where it
-    stands. Raises ``ValueError`` when the file is not a regular file of at most
+    cell of the source (by ``grade_id``, cell id or the same code) is the student's own, and
+    runs where it stands. Raises ``ValueError`` when the file is not a regular file of at most
     ``MAX_SUBMISSION_BYTES`` (``read_submission``) or not a readable notebook.
     """
     text = read_submission(path)
@@ -496,6 +499,8 @@ def read_answers(path, assignment):
         known = assignment.grade_ids.get(grade_id) if isinstance(grade_id, str) else None
         if known is None:
             known = assignment.cell_ids.get(_cell_id(cell))
+        if known is None and index not in used:  # a source cell saved without its id
+            known = assignment.sources.get((_source(cell) or "").strip())
         if known is not None:
             anchor = known
         elif index not in used and cell.get("cell_type") == "code" and _source(cell):

@@ -141,8 +141,8 @@ def judge(reference, sent):
     """Compare what a student's kernel ``sent`` at one check with the ``reference`` record.
 
     Returns "" when they agree, else a message that says what was expected and what came."""
-    if sent.get("site") != reference["site"]:
-        return "the checks did not run in the order of the test"
+    if not isinstance(sent, dict) or sent.get("site") != reference["site"]:
+        return f"{reference['what']}: the checks did not run in the order of the test"
     if "error" in sent:
         return f"{reference['what']}: {sent['error']}"
     try:
