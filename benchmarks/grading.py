@@ -6,7 +6,8 @@ plain nbclient, 2 at a time, each in a fresh kernel and folder: the least any gr
 Both run their kernels with one BLAS thread (the grader sets this so that results do not depend
 on the machine's load; two kernels with two threads each would fight over two cores).
 The two alternate (``--rounds``) so both see the same machine load; the table gives the median
-wall time of each and the grader's overhead per submission.
+wall time of each and the grader's overhead per submission. The grader's reference run of the
+source (once per source, then cached) is timed on its own, before the rounds.
 
     python benchmarks/grading.py [--lesson solutions/04_mlp_backprop.ipynb] [--n 20] [--rounds 2]
 """
@@ -84,6 +85,11 @@ def main(argv=None):
         paths = [str(Path(folder) / f"student{i:02d}.ipynb") for i in range(args.n)]
         for path in paths:
             submission(args.lesson, path)
+        start = time.perf_counter()
+        grade.reference_run(grade.load_source(args.lesson),
+                            grade.Limits(grade.DEFAULT_TIMEOUT, grade.DEFAULT_TOTAL_TIMEOUT,
+                                         grade.DEFAULT_MEMORY_LIMIT, sandbox=True))
+        reference = time.perf_counter() - start
         plain, graded = [], []
         for round_ in range(args.rounds):
             plain.append(plain_seconds(paths))
@@ -96,6 +102,7 @@ def main(argv=None):
     print("| run | seconds | per submission | overhead |\n|---|---|---|---|")
     print(f"| plain nbclient, fresh kernel each | {p:.1f} | {p / args.n:.2f} | |")
     print(f"| course grade | {g:.1f} | {g / args.n:.2f} | {(g - p) / p:+.0%} |")
+    print(f"| reference run of the source (once, then cached) | {reference:.1f} | | |")
     return 0
 
 

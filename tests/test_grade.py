@@ -13,6 +13,7 @@ builtin on the expected side, a hidden input), each exposed to its own kind of t
 import copy
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -215,6 +216,12 @@ def graded(tmp_path_factory):
     tampered.cells.reverse()
     tampered.cells.append(nbformat.v4.new_code_cell("def relu(x):\n    return np.maximum(0, x)"))
     notebooks["tampered_tests"] = tampered
+    own_cell = submission("def relu(x):\n    return positive(x)")
+    own_cell.cells.insert(3, nbformat.v4.new_code_cell("def positive(x):\n    return np.maximum(x, 0)"))
+    notebooks["own_cell"] = own_cell
+    edited_setup = submission(CORRECT)  # a source cell edited: the source's version runs
+    edited_setup.cells[1].source = edited_setup.cells[1].source.replace("2.0", "5.0")
+    notebooks["edited_setup"] = edited_setup
     no_metadata = submission(CORRECT)
     for cell in no_metadata.cells:
         cell.metadata.pop("nbgrader", None)
@@ -296,6 +303,51 @@ def test_the_sources_tests_and_points_are_used_whatever_the_submission_did(grade
     assert earned["t_double"] == 1  # its deleted test still runs,
     assert earned["t_scale"] == 1 and earned["t_equal"] == 0  # as does its re-labelled one,
     assert tampered.max_score == AUTO_POINTS  # and its points are ignored
+
+
+def test_cells_a_student_adds_run_where_they_stand(graded):
+    """nbgrader runs them too: a helper defined in a cell of one's own works."""
+    gradebook, _, _ = graded
+    assert result(gradebook, "own_cell").score == AUTO_POINTS
+    assert result(gradebook, "edited_setup").score == AUTO_POINTS
+
+
+def test_expected_values_never_reach_the_students_kernel(tmp_path):
+    test = ("grid = np.linspace(-1, 1, 5)\n"
+            "check('relu(grid)', relu(grid), np.maximum(grid, 0), hint='SECRET-HINT')\n"
+            "### BEGIN HIDDEN TESTS\n"
+            "expected = np.maximum(X, 0) + 0 * SECRET\n"
+            "reference = Reference()\nreference.fit(X)\n"
+            "check('relu(X)', relu(X), expected + reference.offset)\n"
+            "### END HIDDEN TESTS")
+    nb = markup.notebook([markup.code_cell("import numpy as np"), markup.solution_cell(RELU, "ex"),
+                          markup.test_cell(test, "t", 1)])
+    nbformat.write(nb, tmp_path / "source.ipynb")
+    steps = grade.load_source(tmp_path / "source.ipynb").plan({})
+    sent = "\n".join(step.source for step in steps if step.kind == "test")
+    assert "relu(grid)" in sent and "relu(X)" in sent
+    assert not any(word in sent for word in ("maximum", "SECRET", "expected", "reference"))
+
+
+@pytest.mark.parametrize("test, words", [
+    ("assert relu(1.0) == 1", "assert"),
+    ("np.testing.assert_allclose(relu(1.0), 1)", "assert_allclose()"),
+    ("print(relu(1.0))", "it has no check"),
+    ("%%time\ncheck('relu', relu(1.0), 1)", "no cell magic")])
+def test_a_test_cell_must_judge_with_checks(tmp_path, test, words):
+    nb = markup.notebook([markup.solution_cell(RELU, "ex"), markup.test_cell(test, "t", 1)])
+    nbformat.write(nb, tmp_path / "source.ipynb")
+    with pytest.raises(release.MarkupError, match=re.escape(words)):
+        grade.load_source(tmp_path / "source.ipynb")
+
+
+def test_a_source_that_fails_its_own_check_is_refused(tmp_path):
+    nb = markup.notebook([markup.code_cell("import numpy as np\n" + CHECK),
+                          markup.solution_cell(RELU, "ex"),
+                          markup.test_cell("check('relu(-1.0)', relu(-1.0), 1.0)", "t", 1)])
+    nbformat.write(nb, tmp_path / "source.ipynb")
+    with pytest.raises(ValueError, match=r"does not accept the solution's value: relu\(-1.0\)"):
+        grade.grade_submissions(tmp_path / "source.ipynb", [], timeout=30)
 
 
 def test_answers_are_found_by_cell_id_when_metadata_is_lost(graded):

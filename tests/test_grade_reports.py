@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from nbclient.exceptions import CellExecutionComplete
 
-from course.grading import _execute, grade, markup, report
+from course.grading import _execute, _values, grade, markup, report
 
 FORGERY = ("\n| Score | 13/13 |\n# Passed\n## All tests passed\n<img src=x onerror=alert(1)>\n"
            "[click](http://evil.example) ![x](http://evil.example/x.png) **13/13**\n"
@@ -180,7 +180,7 @@ def test_a_feedback_folder_swapped_for_a_link_after_prepare_is_replaced(tmp_path
 # --- kernels that die, and output that never ends --------------------------------------------
 
 def test_stop_survives_a_client_whose_kernel_manager_is_gone():
-    run = _execute._Run([], "", None, 0, {})
+    run = _execute._Run([], None, 0, {})
     asyncio.run(run._stop())  # never started
     run.client = SimpleNamespace(km=None, kc=None)  # what nbclient leaves after a failed start
     asyncio.run(run._stop())
@@ -215,7 +215,7 @@ def test_a_kernel_that_fails_to_start_is_tried_again_once_then_reported(monkeypa
 
     monkeypatch.setattr(_execute._Run, "_start", start)
     steps = [_execute.Step("code", "x = 1")]
-    result = asyncio.run(_execute.run_plan(steps, "", _execute.Limits(5, 60, 0)))
+    result = asyncio.run(_execute.run_plan(steps, _execute.Limits(5, 60, 0)))
     assert len(starts) == 2
     assert "did not start" in result.error and "Kernel died" in result.error
     assert [step.status for step in result.steps] == ["not run"]
@@ -226,15 +226,20 @@ def stream(text, name="stdout"):
             "content": {"name": name, "text": text}}
 
 
-def test_printed_output_is_capped_per_cell_and_the_token_still_found(monkeypatch):
+def sent(payload):
+    return {"msg_type": "display_data", "parent_header": {"msg_id": "m"},
+            "header": {"msg_type": "display_data"},
+            "content": {"data": {_values.MIME: payload}, "metadata": {}}}
+
+
+def test_printed_output_is_capped_per_cell_and_values_sent_are_kept(monkeypatch):
     monkeypatch.setattr(_execute, "OUTPUT_LIMIT", 100)
     client = _execute._Client(nbformat.v4.new_notebook(), record_timing=False)
+    client.clear_before_next_output = False  # set by nbclient when a cell starts
     cell = nbformat.v4.new_code_cell("")
-    client.watch, client.clear_before_next_output = "\nTOKEN\n", False
     for _ in range(1000):
         client.process_message(stream("y" * 50), cell, 0)
-    client.process_message(stream("\nTOK"), cell, 0)  # the token, split across messages
-    client.process_message(stream("EN\n"), cell, 0)
+    client.process_message(sent({"site": "t:0", "got": {"plain": 1}}), cell, 0)
     display = {"msg_type": "display_data", "parent_header": {"msg_id": "m"}, "header": {},
                "content": {"data": {"text/plain": "z" * 1000}, "metadata": {}}}
     display["header"]["msg_type"] = "display_data"
@@ -245,23 +250,18 @@ def test_printed_output_is_capped_per_cell_and_the_token_still_found(monkeypatch
     kept = "".join(output.get("text", "") for output in cell.outputs)
     assert kept.startswith("y" * 100) and len(kept) < 200
     assert re.search(r"output truncated: [\d,]{6} characters dropped", kept)
-    assert client.found == 0
+    assert client.sent == [{"site": "t:0", "got": {"plain": 1}}]  # not an output, not dropped
     client.process_message(stream("y"), nbformat.v4.new_code_cell(""), 1)  # a new cell
-    assert client.found is None
+    assert client.sent == []
 
 
-@pytest.mark.parametrize("wait", [False, True])
-def test_clearing_the_output_clears_the_token_as_before(wait):
+def test_a_step_that_sends_too_many_values_says_so(monkeypatch):
+    monkeypatch.setattr(_execute, "MAX_SENDS", 3)
     client = _execute._Client(nbformat.v4.new_notebook(), record_timing=False)
     cell = nbformat.v4.new_code_cell("")
-    client.watch, client.clear_before_next_output = "\nTOKEN\n", False
-    client.process_message(stream("\nTOKEN\n"), cell, 0)
-    assert client.found == 0
-    client.process_message({"msg_type": "clear_output", "parent_header": {"msg_id": "m"},
-                            "header": {"msg_type": "clear_output"},
-                            "content": {"wait": wait}}, cell, 0)
-    client.process_message(stream("after"), cell, 0)
-    assert client.found is None
+    for n in range(5):
+        client.process_message(sent({"site": "t:0", "got": {"plain": n}}), cell, 0)
+    assert len(client.sent) == 3 and client.too_many
 
 
 def test_huge_error_messages_are_clipped_while_grading(monkeypatch):
@@ -282,11 +282,14 @@ def test_a_submission_that_floods_output_and_forges_markdown_is_graded(tmp_path,
     monkeypatch.setattr(_execute, "OUTPUT_LIMIT", 10_000)
     solution = "def f(x):\n    ### BEGIN SOLUTION\n    return x\n    ### END SOLUTION"
     source = markup.notebook([
+        markup.code_cell("def check(what, got, expected, hint=''):\n"
+                         "    if got != expected:\n"
+                         "        raise AssertionError(f'{what}: {got} != {expected}. {hint}')"),
         markup.solution_cell(solution, "ex_f"),
-        markup.test_cell("print('.' * 100_000)\nassert f(1) == 1", "t_pass", 1),
-        markup.test_cell("assert f(2) == 3, 'fails as it should'", "t_fail", 1),
+        markup.test_cell("print('.' * 100_000)\ncheck('f(1)', f(1), 1)", "t_pass", 1),
+        markup.test_cell("check('f(2)', f(2), 2, hint='fails as it should')", "t_fail", 1),
     ])
-    answer = ("def f(x):\n    print('#' * 50_000)\n    return x\n"
+    answer = ("def f(x):\n    print('#' * 50_000)\n    return 3 if x == 2 else x\n"
               f"raise ValueError({FORGERY!r} + 'v' * 3_000_000)")
     submission = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
         answer, metadata={"nbgrader": {"grade_id": "ex_f", "solution": True}})])
@@ -295,7 +298,7 @@ def test_a_submission_that_floods_output_and_forges_markdown_is_graded(tmp_path,
     gradebook = grade.grade_submissions(tmp_path / "source.ipynb", [tmp_path / "alice.ipynb"],
                                         tmp_path / "out", jobs=1, timeout=30)
     result = gradebook.submissions[0]
-    assert [cell.points for cell in result.cells] == [1, 0]  # the token is found past the cap
+    assert [cell.points for cell in result.cells] == [1, 0]  # values sent pass the cap
     text = (tmp_path / "out" / "feedback" / "alice.md").read_text()
     assert "characters in all]" in text and len(text) < 20_000
     outside = markdown_lines(text)

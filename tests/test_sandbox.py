@@ -32,10 +32,12 @@ SOLUTION = 'def result():\n    ### BEGIN SOLUTION\n    return "contained"\n    #
 def source_notebook():
     return markup.notebook([
         markup.markdown_cell("# Stay inside"),
-        markup.code_cell("import os"),
+        markup.code_cell("import os\n\n"
+                         "def check(what, got, expected):\n"
+                         "    if got != expected:\n"
+                         "        raise AssertionError(f'{what}: {got!r}')"),
         markup.solution_cell(SOLUTION, "ex_result"),
-        markup.test_cell("outcome = result()\nassert outcome == 'contained', outcome",
-                         "t_contained", 1),
+        markup.test_cell("check('outcome', result(), 'contained')", "t_contained", 1),
     ])
 
 

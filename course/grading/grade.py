@@ -67,7 +67,7 @@ from course.grading._plan import (
 )
 from course.grading._values import judge
 
-__all__ = ["Assignment", "CellResult", "GradedCell", "Gradebook", "SubmissionResult",
+__all__ = ["Assignment", "CellResult", "GradedCell", "Gradebook", "Limits", "SubmissionResult",
            "grade_submissions", "load_source", "main", "name_submissions", "read_answers",
            "reference_run", "shown_path", "split_hidden", "submission_names"]
 
