@@ -350,6 +350,35 @@ def test_a_source_that_fails_its_own_check_is_refused(tmp_path):
         grade.grade_submissions(tmp_path / "source.ipynb", [], timeout=30)
 
 
+@pytest.mark.kernel
+def test_an_answer_that_uses_a_forbidden_library_name_scores_zero_on_its_tests(tmp_path):
+    source = source_notebook()
+    cell_with(source, "ex_relu").metadata["course"] = {"forbidden": ["course.activations.relu"]}
+    nbformat.write(source, tmp_path / "source.ipynb")
+    paths = []
+    for name, answer in [("own", CORRECT), ("library", "def relu(x):\n    return activations.relu(x)"),
+                         ("aliased", "from course.activations import relu as r\n\ndef relu(x):\n"
+                                     "    return r(x)")]:
+        paths.append(tmp_path / f"{name}.ipynb")
+        nbformat.write(submission(answer), paths[-1])
+    gradebook = grade.grade_submissions(tmp_path / "source.ipynb", paths, jobs=2, timeout=30)
+    own, library, aliased = gradebook.submissions
+    assert own.score == AUTO_POINTS
+    for shortcut in (library, aliased):
+        assert relu_points(gradebook, shortcut.name) == 0 and shortcut.score == 2
+        assert any("uses course.activations.relu" in note for note in shortcut.notes)
+        assert all("write yourself" in cell.message for cell in shortcut.cells
+                   if cell.grade_id in RELU_TESTS)
+
+
+def test_forbidden_names_must_be_a_list_of_names(tmp_path):
+    source = source_notebook()
+    cell_with(source, "ex_relu").metadata["course"] = {"forbidden": "course.activations"}
+    nbformat.write(source, tmp_path / "source.ipynb")
+    with pytest.raises(release.MarkupError, match="course.forbidden must be a list"):
+        grade.load_source(tmp_path / "source.ipynb")
+
+
 def test_answers_are_found_by_cell_id_when_metadata_is_lost(graded):
     gradebook, _, _ = graded
     assert result(gradebook, "no_metadata").score == AUTO_POINTS

@@ -73,6 +73,9 @@ class Assignment:
     grade_ids: dict
     sources: dict
     hidden_lines: list
+    forbidden: dict = None  # answer grade_id -> library names it may not use
+    exercise: dict = None  # test grade_id -> the answer before it
+    aliases: dict = None  # what the source's imports bind: name -> dotted module path
 
     @property
     def answer_ids(self):
@@ -112,6 +115,7 @@ def load_source(path):
     nb = release.read_notebook(path)
     student = release.release_notebook(nb, Path(path).name)  # also checks the markup
     cell_ids, grade_ids, cells, steps, hidden_lines = {}, {}, [], [], []
+    forbidden, exercise, answer = {}, {}, None
     for index, (cell, released) in enumerate(zip(nb.cells, student.cells)):
         meta = cell.metadata.get("nbgrader", {})
         grade_id = meta.get("grade_id", "")
@@ -120,12 +124,20 @@ def load_source(path):
         if grade_id:
             grade_ids[grade_id] = index
         if meta.get("solution"):
+            answer = grade_id if cell.cell_type == "code" else answer
+            names = cell.metadata.get("course", {}).get("forbidden", [])
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise release.MarkupError(f"{Path(path).name}, answer {grade_id!r}: "
+                                          f"metadata course.forbidden must be a list of names")
+            if names:
+                forbidden[grade_id] = names
             if meta.get("grade"):
                 cells.append(GradedCell(grade_id, meta["points"], manual=True))
             if cell.cell_type == "code":
                 steps.append(Step("answer", cell.source, grade_id, stub=released.source,
                                   cell=index))
         elif cell.cell_type == "code" and meta.get("grade"):
+            exercise[grade_id] = answer
             pieces = split_hidden(cell.source)
             cells.append(GradedCell(grade_id, meta["points"],
                                     hidden_tests=any(hidden for _, hidden in pieces)))
@@ -143,7 +155,12 @@ def load_source(path):
                      for line in step.source.splitlines() if len(line.strip()) >= 8]
     sources = {cell.source.strip(): index for index, cell in enumerate(nb.cells)
                if cell.cell_type == "code" and not cell.metadata.get("nbgrader", {}).get("solution")}
-    return Assignment(path, cells, steps, cell_ids, grade_ids, sources, hidden_lines)
+    aliases = {}
+    for step in steps:
+        if step.kind != "answer":
+            aliases.update(_imports(_parse(step.source)))
+    return Assignment(path, cells, steps, cell_ids, grade_ids, sources, hidden_lines,
+                      forbidden, exercise, aliases)
 
 
 def split_hidden(source):
@@ -294,6 +311,55 @@ def _drop_reference_only(tree, elsewhere, modules):
             if isinstance(body, list) and body and isinstance(body[0], ast.stmt):
                 kept = [s for s in body if not (s in effects and effects[s] <= dead)]
                 body[:] = kept or [ast.Pass()]
+
+
+# --- shortcuts: library names an exercise forbids ---------------------------------------
+
+def shortcuts(assignment, answers):
+    """``{answer grade_id: sorted forbidden names it uses}``, for the answers that use any.
+
+    A static reading of the answer's code (what its names and attribute chains refer to,
+    through the notebook's imports and its own): a teaching aid, not a security boundary.
+    """
+    found = {}
+    for grade_id, names in (assignment.forbidden or {}).items():
+        tree = _parse(answers.get(grade_id, ""))
+        if tree is None:
+            continue
+        paths = _references(tree, {**assignment.aliases, **_imports(tree)})
+        used = sorted(name for name in names
+                      if any(path == name or path.startswith(name + ".") for path in paths))
+        if used:
+            found[grade_id] = used
+    return found
+
+
+def _imports(tree):
+    """What the imports of a cell bind: ``{name: dotted path}``."""
+    bound = {}
+    for node in ast.walk(tree) if tree is not None else ():
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                name = alias.asname or alias.name.partition(".")[0]
+                bound[name] = alias.name if alias.asname else name
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for alias in node.names:
+                bound[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    return bound
+
+
+def _references(tree, aliases):
+    """The dotted paths a cell refers to: imported modules and the attributes read from them."""
+    paths = set(_imports(tree).values())
+    for node in ast.walk(tree):
+        chain = []
+        while isinstance(node, ast.Attribute):
+            chain.append(node.attr)
+            node = node.value
+        if isinstance(node, ast.Name) and node.id in aliases:
+            parts = [aliases[node.id]] + chain[::-1]
+            paths |= {".".join(parts[:n]) for n in range(1, len(parts) + 1)}
+    return paths
 
 
 def _parse(source):

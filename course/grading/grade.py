@@ -61,6 +61,7 @@ from course.grading._plan import (
     load_source,
     name_submissions,
     read_answers,
+    shortcuts,
     shown_path,
     split_hidden,
     submission_names,
@@ -193,7 +194,8 @@ def _records(assignment, steps, plan):
 # --- grading ------------------------------------------------------------------------------
 
 def _score(assignment, reference, steps, plan, name, path, answers, notes):
-    """Judge a run of the plan ``steps`` for the submission's ``answers``."""
+    """Judge a run of the plan ``steps`` for the submission's ``answers``; a test of an
+    exercise whose answer uses a name the exercise forbids scores 0."""
     hidden_runs = {result.execution_count for step, result in zip(steps, plan.steps)
                    if step.kind == "test" and step.hidden and result.execution_count}
     verdicts, pieces = {}, {}
@@ -211,8 +213,16 @@ def _score(assignment, reference, steps, plan, name, path, answers, notes):
         elif result.status in ("timeout", "crashed"):
             notes.append(f"A cell of the notebook (not one of yours) was stopped: "
                          f"{result.reason}.")
+    used = shortcuts(assignment, answers)
+    for grade_id, names in used.items():
+        notes.append(f"Your answer {grade_id!r} uses {', '.join(names)}: this exercise asks you "
+                     f"to write it yourself, so its tests score 0.")
     cells = []
     for cell in assignment.cells:
+        exercise = (assignment.exercise or {}).get(cell.grade_id)
+        if not cell.manual and exercise in used:
+            verdicts[cell.grade_id] = (f"Your answer {exercise!r} uses {', '.join(used[exercise])}, "
+                                       f"which this exercise asks you to write yourself.", "")
         if cell.manual:
             cells.append(CellResult(cell.grade_id, None, cell.points, False, "graded by hand"))
         elif cell.grade_id in verdicts:
