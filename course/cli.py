@@ -181,7 +181,7 @@ def grade_command(args):
 
     return grade.main(args.source, args.submissions, args.out, jobs=args.jobs, timeout=args.timeout,
                       total_timeout=args.total_timeout, memory_limit=args.memory,
-                      sandbox=not args.no_sandbox)
+                      sandbox=not args.no_sandbox, manual=args.manual)
 
 
 BENCH_MOVED = ("the benchmarks live in benchmarks/ of the repository: "
@@ -221,6 +221,9 @@ def main(argv=None):
     grade_parser.add_argument("--no-sandbox", action="store_true",
                               help="run the students' code without the bubblewrap sandbox "
                                    "(with your user rights; recorded in gradebook.json)")
+    grade_parser.add_argument("--manual", default=None, metavar="MANUAL_CSV",
+                              help="points given by hand: the manual.csv of an earlier run, with "
+                                   "its points column filled in")
     commands.add_parser("bench", help="moved: python benchmarks/run.py", add_help=False)
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "bench":  # `course bench --quick` gets the message, not an error

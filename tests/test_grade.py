@@ -465,11 +465,50 @@ def test_gradebook_csv_has_a_row_per_submission_and_a_column_per_graded_cell(gra
     gradebook, out, paths = graded
     rows = csv_rows(out / "gradebook.csv")
     graded_ids = list(RELU_TESTS) + list(DOUBLE_TESTS) + ["why_relu"]
-    assert list(rows[0]) == ["submission"] + graded_ids + ["score", "max_score"]
+    assert list(rows[0]) == ["submission"] + graded_ids + ["score", "max_score", "provisional"]
     assert [row["submission"] for row in rows] == [path.stem for path in paths.values()]
     solution = next(row for row in rows if row["submission"] == "solution")
     assert solution["score"] == solution["max_score"] == str(AUTO_POINTS)
     assert solution["t_double"] == "1" and solution["why_relu"] == ""
+
+
+def test_written_answers_wait_in_manual_csv_and_their_points_merge_in(graded, tmp_path, capsys):
+    gradebook, out, paths = graded
+    rows = csv_rows(out / "manual.csv")
+    assert len(rows) == len(gradebook.submissions) and list(rows[0]) == [
+        "submission", "grade_id", "points", "max_points", "answer"]
+    mine = next(row for row in rows if row["submission"] == "solution")
+    assert (mine["grade_id"], mine["points"], mine["max_points"]) == ("why_relu", "", "2")
+    assert "Because it is cheap." in mine["answer"]
+    assert csv_rows(out / "gradebook.csv")[0]["provisional"] == "yes"
+    assert "Provisional: 2 more points" in (out / "feedback" / "solution.md").read_text()
+    manual = tmp_path / "manual.csv"
+    manual.write_text("submission,grade_id,points,max_points,answer\n"
+                      "solution,why_relu,1.5,2,x\nsomeone_else,why_relu,2,2,y\n")
+    status = cli.main(["grade", str(out.parent / "source.ipynb"), str(paths["solution"]),
+                       "--out", str(tmp_path / "out"), "--manual", str(manual)])
+    assert status == 0 and "need manual grading" not in capsys.readouterr().out
+    row = csv_rows(tmp_path / "out" / "gradebook.csv")[0]
+    assert (row["why_relu"], row["score"], row["max_score"], row["provisional"]) == (
+        "1.5", str(AUTO_POINTS + 1.5), str(AUTO_POINTS + 2), "")
+    feedback = (tmp_path / "out" / "feedback" / "solution.md").read_text()
+    assert "| 1.5 / 2 | graded by hand |" in feedback and "Provisional" not in feedback
+
+
+@pytest.mark.parametrize("row, words", [
+    ("solution,why_relu,,2", "row 2 (solution, why_relu): no points given"),
+    ("solution,why_relu,lots,2", "the points 'lots' are not a number"),
+    ("solution,why_relu,3,2", "3 points is outside 0 to 2"),
+    ("solution,why_relu,nan,2", "nan points is outside 0 to 2"),
+    ("solution,t_double,1,1", "'t_double' is not a written answer"),
+    ("solution,why_relu,1,2\nsolution,why_relu,2,2", "row 3 (solution, why_relu): this submission "
+                                                      "and cell appear twice")])
+def test_a_bad_manual_csv_is_an_error_that_names_the_row(tmp_path, row, words):
+    nbformat.write(source_notebook(), tmp_path / "source.ipynb")
+    assignment = grade.load_source(tmp_path / "source.ipynb")
+    (tmp_path / "manual.csv").write_text("submission,grade_id,points,max_points\n" + row + "\n")
+    with pytest.raises(ValueError, match=re.escape(words)):
+        grade.read_manual(tmp_path / "manual.csv", assignment, {"solution"})
 
 
 def test_writes_from_a_submission_to_the_output_folder_are_replaced(graded):

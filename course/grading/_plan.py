@@ -523,7 +523,8 @@ def _too_large(size, limit):
 
 
 def read_answers(path, assignment):
-    """The submission's answers as ``{grade_id: source}``, the code cells the student added
+    """The submission's answers as ``{grade_id: source}`` (written answers too), the code
+    cells the student added
     as ``[(index of the source cell before it, source)]`` (-1: before the first), and notes
     on what is missing.
 
@@ -573,6 +574,9 @@ def read_answers(path, assignment):
             extra.append((anchor, _source(cell)))
     notes = [f"Your notebook has no answer cell {grade_id!r}; it was graded as unanswered."
              for grade_id in assignment.answer_ids if grade_id not in answers]
+    for written in (cell.grade_id for cell in assignment.cells if cell.manual):
+        answers.setdefault(written, next((_source(cell) or "" for cell in cells
+                                          if _metadata(cell).get("grade_id") == written), ""))
     return answers, extra, notes
 
 

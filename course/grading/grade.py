@@ -41,6 +41,7 @@ batch goes on. Results depend only on the source and the submission, not on ``--
 """
 import asyncio
 import concurrent.futures
+import csv
 import hashlib
 import json
 import os
@@ -69,7 +70,7 @@ from course.grading._plan import (
 from course.grading._values import judge
 
 __all__ = ["Assignment", "CellResult", "GradedCell", "Gradebook", "Limits", "SubmissionResult",
-           "grade_submissions", "load_source", "main", "name_submissions", "read_answers",
+           "grade_submissions", "load_source", "main", "name_submissions", "read_answers", "read_manual",
            "reference_run", "shown_path", "split_hidden", "submission_names"]
 
 #: Seconds one cell may run.
@@ -79,13 +80,15 @@ DEFAULT_TOTAL_TIMEOUT = 1800.0
 #: Bytes of memory one grading kernel may allocate.
 DEFAULT_MEMORY_LIMIT = 4 * 2**30
 _TRACEBACK_CHARS = 4000
+NEEDS_MANUAL = "needs manual grading"
 
 
 # --- results ------------------------------------------------------------------------------
 
 @dataclass
 class CellResult:
-    """How a submission did on one graded cell. ``points`` is None for hand-graded cells."""
+    """How a submission did on one graded cell. ``points`` is None for a written answer that
+    still needs manual grading; ``answer`` holds its text."""
 
     grade_id: str
     points: float | None
@@ -93,6 +96,7 @@ class CellResult:
     passed: bool
     message: str = ""
     traceback: str = ""
+    answer: str = ""
 
 
 @dataclass
@@ -119,6 +123,11 @@ class SubmissionResult:
     def max_score(self):
         return sum(cell.max_points for cell in self.cells if cell.points is not None)
 
+    @property
+    def provisional(self):
+        """The written answers that still need manual grading (their ``grade_id``)."""
+        return [cell.grade_id for cell in self.cells if cell.points is None]
+
 
 @dataclass
 class Gradebook:
@@ -134,6 +143,11 @@ class Gradebook:
     @property
     def max_score(self):
         return sum(cell.points for cell in self.cells if not cell.manual)
+
+    @property
+    def manual_score(self):
+        """Points of the written answers, graded by hand."""
+        return sum(cell.points for cell in self.cells if cell.manual)
 
 
 # --- the reference run -------------------------------------------------------------------
@@ -224,7 +238,8 @@ def _score(assignment, reference, steps, plan, name, path, answers, notes):
             verdicts[cell.grade_id] = (f"Your answer {exercise!r} uses {', '.join(used[exercise])}, "
                                        f"which this exercise asks you to write yourself.", "")
         if cell.manual:
-            cells.append(CellResult(cell.grade_id, None, cell.points, False, "graded by hand"))
+            cells.append(CellResult(cell.grade_id, None, cell.points, False, NEEDS_MANUAL,
+                                    answer=answers.get(cell.grade_id, "")))
         elif cell.grade_id in verdicts:
             message, traceback = verdicts[cell.grade_id]
             cells.append(CellResult(cell.grade_id, 0, cell.points, False, message, traceback))
@@ -303,11 +318,56 @@ def _sentence(text):
     return text if text.endswith(".") else text + "."
 
 
+# --- manual grading ------------------------------------------------------------------------
+
+def read_manual(path, assignment, names):
+    """The points given by hand in ``path`` (a ``manual.csv`` with its ``points`` filled in):
+    ``{(submission, grade_id): points}``.
+
+    Rows of other submissions are ignored (so one file can serve several batches). Raises
+    ``ValueError`` naming the row for a missing, non-numeric or out-of-range value, a cell that
+    is not a written answer, or a row given twice.
+    """
+    maximum = {cell.grade_id: cell.points for cell in assignment.cells if cell.manual}
+    marks = {}
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"submission", "grade_id", "points"} - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"{path}: no column {', '.join(sorted(missing))} (expected the "
+                             f"manual.csv that course grade wrote)")
+        for number, row in enumerate(reader, start=2):
+            name, grade_id, text = row["submission"], row["grade_id"], (row["points"] or "").strip()
+            where = f"{path}, row {number} ({name}, {grade_id})"
+            if name not in names:
+                continue
+            if grade_id not in maximum:
+                raise ValueError(f"{where}: {grade_id!r} is not a written answer of this notebook")
+            try:
+                points = float(text)
+            except ValueError:
+                raise ValueError(f"{where}: the points {text!r} are not a number"
+                                 if text else f"{where}: no points given") from None
+            if not 0 <= points <= maximum[grade_id]:
+                raise ValueError(f"{where}: {text} points is outside 0 to {maximum[grade_id]:g}")
+            if (name, grade_id) in marks:
+                raise ValueError(f"{where}: this submission and cell appear twice")
+            marks[(name, grade_id)] = points
+    return marks
+
+
+def _merge_manual(result, marks):
+    for cell in result.cells:
+        if (result.name, cell.grade_id) in marks:
+            cell.points = marks[(result.name, cell.grade_id)]
+            cell.passed, cell.message = cell.points == cell.max_points, "graded by hand"
+
+
 def _unreadable(assignment, name, path, reason):
     """The result of a submission that could not be graded: 0 for every test, ``reason``."""
     reason = shown_path(reason)  # an error message may hold a file name that is not UTF-8
     cells = [CellResult(cell.grade_id, None if cell.manual else 0, cell.points, False,
-                        "graded by hand" if cell.manual else "Not graded: " + reason)
+                        NEEDS_MANUAL if cell.manual else "Not graded: " + reason)
              for cell in assignment.cells]
     return SubmissionResult(name, shown_path(path), cells, error=reason)
 
@@ -361,7 +421,7 @@ def _run(coroutine):
 
 def grade_submissions(source, submissions, out_dir=None, *, jobs=None, timeout=DEFAULT_TIMEOUT,
                       total_timeout=DEFAULT_TOTAL_TIMEOUT, memory_limit=DEFAULT_MEMORY_LIMIT,
-                      progress=None, sandbox=True):
+                      progress=None, sandbox=True, manual=None):
     """Grade the notebooks ``submissions`` against the source notebook ``source``.
 
     Args:
@@ -376,6 +436,7 @@ def grade_submissions(source, submissions, out_dir=None, *, jobs=None, timeout=D
         progress: called as ``progress(result, done, total)`` as each submission finishes.
         sandbox: run every kernel in the sandbox (``course.grading.sandbox``); False
             grades without it, recording so (and what is lost) in the gradebook.
+        manual: a ``manual.csv`` with points given by hand (``read_manual``), merged in.
 
     Returns:
         A ``Gradebook``. Raises ``ValueError`` for a bad source notebook or argument (one
@@ -397,10 +458,12 @@ def grade_submissions(source, submissions, out_dir=None, *, jobs=None, timeout=D
                     sandbox=bool(sandbox))
     paths = [os.fsdecode(path) for path in submissions]
     names, taken = name_submissions(paths)
+    marks = read_manual(manual, assignment, set(names)) if manual else {}
     reference = reference_run(assignment, limits)
     results = _run(_grade_all(assignment, reference, list(zip(names, paths)), limits,
                               min(jobs, max(len(paths), 1)), progress))
     for result, path, other in zip(results, paths, taken):
+        _merge_manual(result, marks)
         if other is not None:
             result.shares_name_with = shown_path(paths[other])
             twice = os.path.abspath(paths[other]) == os.path.abspath(path)
@@ -416,7 +479,7 @@ def grade_submissions(source, submissions, out_dir=None, *, jobs=None, timeout=D
 
 
 def main(source, submissions, out, jobs=None, timeout=None, total_timeout=None,
-         memory_limit=None, sandbox=True):
+         memory_limit=None, sandbox=True, manual=None):
     """``course grade``: grade, write the reports, print a summary; return the exit status."""
     def progress(result, done, total):
         status = f"error: {result.error}" if result.error else \
@@ -435,7 +498,7 @@ def main(source, submissions, out, jobs=None, timeout=None, total_timeout=None,
                                       total_timeout=total_timeout,
                                       memory_limit=DEFAULT_MEMORY_LIMIT if memory_limit is None
                                       else memory_limit, progress=progress,
-                                      sandbox=sandbox)
+                                      sandbox=sandbox, manual=manual)
     except (OSError, ValueError, _sandbox.SandboxUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -446,8 +509,13 @@ def main(source, submissions, out, jobs=None, timeout=None, total_timeout=None,
     for result in gradebook.submissions:
         for item in result.review:
             print(f"review {result.name}: {item}")
-    print(f"wrote {Path(out) / 'gradebook.csv'}, {Path(out) / 'gradebook.json'} and "
-          f"{Path(out) / 'feedback'}/")
+    print(f"wrote {Path(out) / 'gradebook.csv'}, {Path(out) / 'gradebook.json'}, "
+          f"{Path(out) / 'manual.csv'} and {Path(out) / 'feedback'}/")
+    pending = sum(len(result.provisional) for result in gradebook.submissions)
+    if pending:
+        print(f"{pending} written answer(s) need manual grading: fill in the points column of "
+              f"{Path(out) / 'manual.csv'} and grade again with --manual (scores are provisional "
+              f"until then)")
     graded = {f"{result.name}.md" for result in gradebook.submissions}
     stale = sorted(p.name for p in (Path(out) / "feedback").glob("*.md") if p.name not in graded)
     if stale:

@@ -70,6 +70,7 @@ def write(gradebook, out_dir):
             for result in gradebook.submissions:
                 folder.replace(f"{result.name}.md", feedback(result, gradebook))
         out.replace("gradebook.json", details(gradebook))
+        out.replace("manual.csv", manual_csv(gradebook))
         out.replace("gradebook.csv", gradebook_csv(gradebook))
 
 
@@ -180,14 +181,34 @@ class _Folder:
 
 
 def gradebook_csv(gradebook):
-    """One row per submission: its name, the points per graded cell, score, max_score."""
+    """One row per submission: its name, the points per graded cell, score, max_score, and
+    ``provisional`` ("yes" while written answers still need manual grading)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["submission"] + [cell.grade_id for cell in gradebook.cells]
-                    + ["score", "max_score"])
+                    + ["score", "max_score", "provisional"])
     for result in gradebook.submissions:
         writer.writerow([result.name] + [number(cell.points) for cell in result.cells]
-                        + [number(result.score), number(result.max_score)])
+                        + [number(result.score), number(result.max_score),
+                           "yes" if result.provisional else ""])
+    return buffer.getvalue()
+
+
+def manual_csv(gradebook):
+    """One row per written answer: submission, grade_id, points (blank until graded),
+    max_points and the answer's text (cut to ``TEXT_LIMIT``), for ``course grade --manual``.
+    Text that a spreadsheet would read as a formula starts with an apostrophe."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["submission", "grade_id", "points", "max_points", "answer"])
+    for result in gradebook.submissions:
+        for cell in result.cells:
+            if cell.grade_id in {c.grade_id for c in gradebook.cells if c.manual}:
+                answer = shorten(cell.answer)
+                if answer.startswith(("=", "+", "-", "@")):
+                    answer = "'" + answer
+                writer.writerow([result.name, cell.grade_id, number(cell.points),
+                                 number(cell.max_points), answer])
     return buffer.getvalue()
 
 
@@ -205,13 +226,15 @@ def details(gradebook):
             "submission": result.name, "file": result.path,
             "shares_name_with": result.shares_name_with or None,
             "score": result.score,
-            "max_score": result.max_score, "error": shorten(result.error) or None,
+            "max_score": result.max_score, "provisional": result.provisional,
+            "error": shorten(result.error) or None,
             "notes": [shorten(note) for note in result.notes],
             "review": [shorten(item) for item in result.review],
             "cells": [{"grade_id": cell.grade_id, "points": cell.points,
                        "max_points": cell.max_points, "passed": cell.passed,
                        "message": shorten(cell.message),
-                       "traceback": shorten(cell.traceback, keep_end=True)}
+                       "traceback": shorten(cell.traceback, keep_end=True),
+                       **({"answer": shorten(cell.answer)} if cell.answer else {})}
                       for cell in result.cells],
         } for result in gradebook.submissions],
     }
@@ -225,21 +248,28 @@ def feedback(result, gradebook):
     lines = [f"# Feedback: {_code(result.name)}", "",
              f"Notebook: {_code(Path(gradebook.source).name)}", "",
              f"**Score: {number(result.score)} / {number(result.max_score)}**", ""]
+    if result.provisional:
+        pending = sum(cell.max_points for cell in result.cells if cell.points is None)
+        lines += [f"Provisional: {number(pending)} more points for written answers are still "
+                  f"to be graded by hand.", ""]
     if result.error:
         lines += ["This submission could not be graded:", ""] + _block(shorten(result.error))
     lines += ["| Test | Points | Result |", "| --- | ---: | --- |"]
+    written = {cell.grade_id for cell in gradebook.cells if cell.manual}
     for cell in result.cells:
         if cell.points is None:
-            points, verdict = f"– / {number(cell.max_points)}", "graded by hand"
+            points, verdict = f"– / {number(cell.max_points)}", "needs manual grading"
         else:
             points = f"{number(cell.points)} / {number(cell.max_points)}"
-            verdict = "passed" if cell.passed else "failed"
+            verdict = "graded by hand" if cell.grade_id in written else \
+                "passed" if cell.passed else "failed"
         lines.append(f"| {_code(cell.grade_id, table=True)} | {points} | {verdict} |")
     if result.notes:
         lines += ["", "## Notes", ""]
         for note in result.notes:
             lines += _block(shorten(note))
-    failed = [cell for cell in result.cells if cell.points is not None and not cell.passed]
+    failed = [cell for cell in result.cells
+              if cell.points is not None and not cell.passed and cell.grade_id not in written]
     if failed:
         lines += ["", "## What failed"]
         for cell in failed:
