@@ -161,7 +161,8 @@ def release_command(args):
     """Write (or with ``--check`` only compare) the student notebooks; return the exit status."""
     from course.grading import release
 
-    return release.main(args.source_dir, args.output_dir, check=args.check)
+    return release.main(args.source_dir, args.output_dir, check=args.check,
+                        student_repo=args.student_repo, slug=args.github)
 
 
 def _gigabytes(text):
@@ -205,6 +206,12 @@ def main(argv=None):
     release_parser = commands.add_parser("release", help="write student notebooks from solutions")
     release_parser.add_argument("source_dir")
     release_parser.add_argument("output_dir")
+    release_parser.add_argument("--student-repo", default=None, metavar="DIR",
+                                help="also write a repository to publish for students (lessons, "
+                                     "library, binder, licence; no solutions) into the empty DIR")
+    release_parser.add_argument("--github", default="OWNER/REPOSITORY", metavar="OWNER/NAME",
+                                help="the GitHub repository the student repository will live in "
+                                     "(for its Binder badge)")
     release_parser.add_argument("--check", action="store_true",
                                 help="write nothing; exit 1 naming the notebooks that are out of date")
     grade_parser = commands.add_parser("grade", help="grade submissions against a source notebook")

@@ -7,7 +7,7 @@ import nbformat
 import pytest
 
 from course import cli
-from course.grading import markup, release
+from course.grading import grade, markup, release
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS, LESSONS = ROOT / "solutions", ROOT / "lessons"
@@ -374,3 +374,58 @@ def test_student_notebook_hides_the_solutions_and_raises_in_every_exercise(name)
             if not waiting:
                 break  # the rest of the notebook cannot change the outcome
     assert not waiting, f"{name}: no cell raised NotImplementedError for {sorted(waiting)}"
+
+
+# --- the student repository ---------------------------------------------------------------
+
+def _secret_lines(notebook):
+    """Lines of the solutions and of the hidden tests of a solution notebook (long ones that
+    appear nowhere else in it)."""
+    solution, hidden, public = set(), set(), set()
+    for cell in release.read_notebook(notebook).cells:
+        meta = cell.metadata.get("nbgrader", {})
+        lines = cell.source.splitlines()
+        if meta.get("solution"):
+            marks = [i for i, line in enumerate(lines) if "BEGIN SOLUTION" in line
+                     or "END SOLUTION" in line] or [-1, len(lines)]
+            inside = {i for start, end in zip(marks[::2], marks[1::2])
+                      for i in range(start + 1, end)}
+            solution |= {lines[i].strip() for i in inside}
+            public |= {line.strip() for i, line in enumerate(lines) if i not in inside}
+        elif meta.get("grade"):
+            for text, is_hidden in grade.split_hidden(cell.source):
+                (hidden if is_hidden else public).update(line.strip() for line in text.splitlines())
+        else:
+            public |= {line.strip() for line in lines}
+    return ({line for line in solution - public if len(line) >= 25},
+            {line for line in hidden - public if len(line) >= 25})
+
+
+@pytest.mark.slow
+def test_the_student_repository_holds_no_solution_and_no_hidden_test(tmp_path, capsys):
+    target = tmp_path / "student"
+    assert cli.main(["release", str(SOLUTIONS), str(tmp_path / "lessons"), "--student-repo",
+                     str(target), "--github", "school/nn-course"]) == 0
+    assert "wrote the student repository" in capsys.readouterr().out
+    names = {path.name for path in target.iterdir()}
+    assert names == {"course", "binder", "lessons", "pyproject.toml", "LICENSE", "README.md"}
+    assert "mybinder.org/v2/gh/school/nn-course/HEAD" in (target / "README.md").read_text()
+    released = sorted(path.name for path in (target / "lessons").glob("*.ipynb"))
+    assert released == sorted(path.name for path in SOLUTIONS.glob("*.ipynb"))
+    texts = {path: path.read_text(errors="replace") for path in target.rglob("*")
+             if path.is_file()}
+    lines = {path: {line.strip() for line in (
+        "\n".join(cell.source for cell in release.read_notebook(path).cells)
+        if path.suffix == ".ipynb" else text).splitlines()} for path, text in texts.items()}
+    assert not any("BEGIN HIDDEN TESTS" in text or "BEGIN SOLUTION" in text
+                   for path, text in texts.items() if "lessons" in path.parts)
+    for notebook in sorted(SOLUTIONS.glob("*.ipynb")):
+        solution, hidden = _secret_lines(notebook)
+        for path, present in lines.items():
+            library = "course" in path.relative_to(target).parts[:1]
+            found = (hidden | (set() if library else solution)) & present
+            assert not found, (path, sorted(found)[:3])
+    # a second run into the same folder refuses rather than mixing two versions
+    assert cli.main(["release", str(SOLUTIONS), str(tmp_path / "lessons"), "--student-repo",
+                     str(target)]) == 1
+    assert "is not empty" in capsys.readouterr().err

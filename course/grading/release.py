@@ -19,6 +19,7 @@ The output is a function of the input alone, so releasing twice gives identical 
 import copy
 import functools
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -251,7 +252,60 @@ def check(source_dir, output_dir):
     return list(differences(source_dir, output_dir))
 
 
-def main(source_dir, output_dir, check=False):
+STUDENT_README = """# Neural Networks from Scratch: the lessons
+
+[![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/{slug}/HEAD?urlpath=lab/tree/lessons/00_welcome.ipynb)
+
+Jupyter lessons that build neural networks from first principles, from a single neuron to
+convolutional networks and training on several processes. Click the badge to work in your
+browser, or on your own machine:
+
+```bash
+python -m pip install -e . && jupyter lab lessons/00_welcome.ipynb
+```
+
+Work through `lessons/` in order. Each lesson says what to write; its check cells tell you at
+once whether your code is right. Your instructor grades the notebook you hand in by running it
+from top to bottom, with more tests than the ones you see.
+
+`course/` is the small library the lessons use; `course info` checks your setup.
+
+This repository holds no solutions and no hidden tests. (For instructors: it is written by
+`course release solutions lessons --student-repo DIR` from the course's own repository, which
+holds them and stays private; publish this one.)
+"""
+#: What a student repository takes from the course's repository, besides the lessons.
+STUDENT_FILES = ("course", "binder", "pyproject.toml", "LICENSE")
+
+
+def student_repository(source_dir, target, slug="OWNER/REPOSITORY"):
+    """Write a repository students may see into the empty folder ``target``: the student
+    notebooks released from ``source_dir`` in ``lessons/``, the library, ``binder/``, the
+    licence and a README with a Binder badge for the GitHub repository ``slug``. No
+    solution notebook, hidden test or test suite goes in. Returns ``target`` as a Path."""
+    import course
+
+    root = Path(course.__file__).resolve().parent.parent
+    missing = [name for name in STUDENT_FILES if not (root / name).exists()]
+    if missing:
+        raise FileNotFoundError(f"{root} is not a checkout of the course (no {', '.join(missing)}):"
+                                f" a student repository is written from one")
+    target = Path(target)
+    if target.exists() and any(target.iterdir()):
+        raise ValueError(f"{target} is not empty: give a new or empty folder")
+    target.mkdir(parents=True, exist_ok=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    for name in STUDENT_FILES:
+        if (root / name).is_dir():
+            shutil.copytree(root / name, target / name, ignore=ignore)
+        else:
+            shutil.copy2(root / name, target / name)
+    release(source_dir, target / "lessons")
+    (target / "README.md").write_text(STUDENT_README.format(slug=slug), encoding="utf-8")
+    return target
+
+
+def main(source_dir, output_dir, check=False, student_repo=None, slug="OWNER/REPOSITORY"):
     """``course release``: write (or, with ``check``, verify) the student notebooks.
 
     Returns the exit status: 0 on success, 1 when out of date or the markup is malformed.
@@ -279,4 +333,12 @@ def main(source_dir, output_dir, check=False):
     print(f"{len(written)} written, {unchanged} already up to date")
     for name, problem in wrong.items():
         print(f"note: {Path(output_dir) / name} {problem}")
+    if student_repo:
+        try:
+            student_repository(source_dir, student_repo, slug)
+        except (OSError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"wrote the student repository {student_repo} (lessons, library, binder, licence; "
+              f"no solutions or hidden tests)")
     return 0
