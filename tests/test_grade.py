@@ -575,7 +575,7 @@ def test_odd_answer_metadata_neither_crashes_nor_picks_another_cell(tmp_path):
             cell["metadata"]["nbgrader"]["grade_id"] = ["ex_double"]
     sub.write_text(json.dumps(nb))
     answers, _, notes = grade.read_answers(sub, assignment)
-    assert answers == {"ex_relu": CORRECT}
+    assert answers == {"ex_relu": CORRECT, "why_relu": "YOUR ANSWER HERE"}
     assert any("no answer cell 'ex_double'" in note for note in notes)
 
 

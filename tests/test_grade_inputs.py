@@ -100,11 +100,14 @@ def test_a_numbered_name_says_whose_name_it_shares():
 
 
 def test_numbered_names_are_listed_for_review(tmp_path, monkeypatch):
-    async def fake(assignment, reference, name, path, limits):
+    async def fake(assignment, reference, name, path, limits, slots):
         return grade.SubmissionResult(name, grade.shown_path(path), [], review=["as before"])
 
     monkeypatch.setattr(grade, "_grade_one", fake)
-    monkeypatch.setattr(grade, "reference_run", lambda assignment, limits: {})
+    async def no_reference(assignment, limits, slots):
+        return {}
+
+    monkeypatch.setattr(grade, "_reference", no_reference)
     source = notebook_file(tmp_path / "source.ipynb")
     paths = [tmp_path / "a b.ipynb", tmp_path / "a_b.ipynb", tmp_path / "a_b.ipynb"]
     gradebook = grade.grade_submissions(source, paths, tmp_path / "out")
@@ -248,4 +251,4 @@ def test_a_batch_with_a_fifo_and_a_symlink_grades_the_good_one(tmp_path):
         str(fifo), str(link), str(good), str(tmp_path / "=odd\\xff\n.ipynb")]
     assert (out / "feedback" / "odd.md").exists()
     assert (out / "gradebook.csv").read_text(encoding="utf-8").splitlines()[1:] == [
-        "pipe,0,0,1", "good_copy,0,0,1", "good,1,1,1", "odd,0,0,1"]
+        "pipe,0,0,1,", "good_copy,0,0,1,", "good,1,1,1,", "odd,0,0,1,"]

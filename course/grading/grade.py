@@ -164,6 +164,11 @@ def reference_run(assignment, limits):
     Raises ``ValueError`` when the source fails in its own run: a cell raised, or a check
     does not accept the solution's value.
     """
+    return _run(_reference(assignment, limits, asyncio.Semaphore(1)))
+
+
+async def _reference(assignment, limits, slots):
+    """``reference_run``, taking one of the ``slots`` of the batch while the kernel runs."""
     steps = assignment.reference_plan()
     key = hashlib.sha256(json.dumps(
         [[step.kind, step.source] for step in steps]
@@ -175,8 +180,8 @@ def reference_run(assignment, limits):
         with open(cache, encoding="utf-8") as handle:
             _REFERENCES[key] = {tuple(k): v for k, v in json.load(handle)}
     if key not in _REFERENCES:
-        plan = _run(run_plan(steps, Limits(limits.cell_timeout, limits.total_timeout,
-                                           limits.memory_limit, sandbox=limits.sandbox)))
+        async with slots:
+            plan = await run_plan(steps, limits)
         _REFERENCES[key] = _records(assignment, steps, plan)
         if limits.sandbox:
             os.makedirs(os.path.dirname(cache), exist_ok=True)
@@ -372,7 +377,8 @@ def _unreadable(assignment, name, path, reason):
     return SubmissionResult(name, shown_path(path), cells, error=reason)
 
 
-async def _grade_one(assignment, reference, name, path, limits):
+async def _grade_one(assignment, reference, name, path, limits, slots):
+    """Run one submission when a slot is free, then judge it once the reference is there."""
     started = time.monotonic()
     try:
         answers, extra, notes = read_answers(path, assignment)
@@ -383,8 +389,14 @@ async def _grade_one(assignment, reference, name, path, limits):
                            f"this file could not be read ({type(exc).__name__}: {exc})")
     try:
         steps = assignment.plan(answers, extra)
-        plan = await run_plan(steps, limits)
-        result = _score(assignment, reference, steps, plan, name, path, answers, notes)
+        async with slots:
+            plan = await run_plan(steps, limits)
+    except Exception as exc:  # noqa: BLE001 - one submission's failure never stops the batch
+        return _unreadable(assignment, name, path,
+                           f"the grader failed on this notebook ({type(exc).__name__}: {exc})")
+    records = await reference  # a source that fails its reference run stops the batch
+    try:
+        result = _score(assignment, records, steps, plan, name, path, answers, notes)
     except Exception as exc:  # noqa: BLE001 - one submission's failure never stops the batch
         result = _unreadable(assignment, name, path,
                              f"the grader failed on this notebook ({type(exc).__name__}: {exc})")
@@ -392,20 +404,24 @@ async def _grade_one(assignment, reference, name, path, limits):
     return result
 
 
-async def _grade_all(assignment, reference, named_paths, limits, jobs, progress):
+async def _grade_all(assignment, named_paths, limits, jobs, progress):
+    """Grade every submission, ``jobs`` kernels at a time; the reference run (unless cached)
+    takes a slot like a submission, so the batch does not wait for it."""
     slots = asyncio.Semaphore(jobs)
+    reference = asyncio.ensure_future(_reference(assignment, limits, slots))
     done = 0
 
     async def one(name, path):
         nonlocal done
-        async with slots:
-            result = await _grade_one(assignment, reference, name, path, limits)
+        result = await _grade_one(assignment, reference, name, path, limits, slots)
         done += 1
         if progress is not None:
             progress(result, done, len(named_paths))
         return result
 
-    return await asyncio.gather(*(one(name, path) for name, path in named_paths))
+    results = await asyncio.gather(*(one(name, path) for name, path in named_paths))
+    await reference
+    return results
 
 
 def _run(coroutine):
@@ -459,8 +475,7 @@ def grade_submissions(source, submissions, out_dir=None, *, jobs=None, timeout=D
     paths = [os.fsdecode(path) for path in submissions]
     names, taken = name_submissions(paths)
     marks = read_manual(manual, assignment, set(names)) if manual else {}
-    reference = reference_run(assignment, limits)
-    results = _run(_grade_all(assignment, reference, list(zip(names, paths)), limits,
+    results = _run(_grade_all(assignment, list(zip(names, paths)), limits,
                               min(jobs, max(len(paths), 1)), progress))
     for result, path, other in zip(results, paths, taken):
         _merge_manual(result, marks)
