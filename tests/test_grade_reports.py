@@ -262,6 +262,12 @@ def test_a_step_that_sends_too_many_values_says_so(monkeypatch):
     for n in range(5):
         client.process_message(sent({"site": "t:0", "got": {"plain": n}}), cell, 0)
     assert len(client.sent) == 3 and client.too_many
+    monkeypatch.setattr(_execute, "MAX_SENDS", 100)
+    monkeypatch.setattr(_execute, "MAX_SENT_CHARS", 10_000)
+    client.process_message(sent({"site": "t:0", "got": {"plain": 0}}), cell, 1)  # a new cell
+    assert client.sent and not client.too_many
+    client.process_message(sent({"site": "t:0", "got": {"plain": "x" * 20_000}}), cell, 1)
+    assert len(client.sent) == 1 and client.too_many
 
 
 def test_huge_error_messages_are_clipped_while_grading(monkeypatch):

@@ -65,8 +65,9 @@ INTERRUPT_GRACE = 3.0
 STARTUP_TIMEOUT = 60.0
 #: Characters of output (printed text, displays, errors) kept per cell.
 OUTPUT_LIMIT = 2**20
-#: Values one step may send to the grader.
+#: Values one step may send to the grader, and characters of them in all.
 MAX_SENDS = 100_000
+MAX_SENT_CHARS = 2**28
 _QUIET = logging.getLogger("course.grading.kernel")
 _QUIET.disabled = True  # nbclient logs timeouts and dead kernels; the results report them
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -358,7 +359,7 @@ class _Run:
             client.nb.cells[-1].outputs = []
         cell = nbformat.v4.new_code_cell(code)
         client.nb.cells.append(cell)
-        client.sent, client.too_many = [], False
+        client.sent, client.too_many, client._sent_chars = [], False, 0
         index = len(client.nb.cells) - 1
         client.timeout = max(int(limit + 0.999), 1)  # nbclient counts whole seconds
         try:
@@ -422,7 +423,8 @@ class _Client(NotebookClient):
     """nbclient's client, keeping at most ``OUTPUT_LIMIT`` characters of output per cell.
 
     Values a test sends (``display_data`` of the MIME type ``MIME``) are not outputs: they
-    go to ``sent``, the running cell's list, up to ``MAX_SENDS`` (then ``too_many``).
+    go to ``sent``, the running cell's list, up to ``MAX_SENDS`` values and
+    ``MAX_SENT_CHARS`` characters (then ``too_many``).
     """
 
     def __init__(self, *args, **kwargs):
@@ -430,17 +432,19 @@ class _Client(NotebookClient):
         self._cell = None  # the cell the counts below are for
         self._kept = self._dropped = 0
         self._clear_next = False  # a clear_output(wait=True) is pending
-        self.sent, self.too_many = [], False
+        self.sent, self.too_many, self._sent_chars = [], False, 0
 
     def process_message(self, msg, cell, cell_index):
         if cell_index != self._cell:
             self._cell, self._kept, self._dropped, self._clear_next = cell_index, 0, 0, False
-            self.sent, self.too_many = [], False
+            self.sent, self.too_many, self._sent_chars = [], False, 0
         msg_type = msg.get("msg_type")
         content = msg.get("content") or {}
         if msg_type == "display_data" and MIME in (content.get("data") or {}):
-            if len(self.sent) < MAX_SENDS:
-                self.sent.append(content["data"][MIME])
+            payload = content["data"][MIME]
+            self._sent_chars += _size(payload)
+            if len(self.sent) < MAX_SENDS and self._sent_chars <= MAX_SENT_CHARS:
+                self.sent.append(payload)
             else:
                 self.too_many = True
             return None
