@@ -310,3 +310,36 @@ def test_a_submission_that_floods_output_and_forges_markdown_is_graded(tmp_path,
     outside = markdown_lines(text)
     assert not any(word in line for line in outside for word in ("13/13", "<img", "evil"))
     assert "fails as it should" in text
+
+
+def test_values_are_sent_as_plain_data_and_judged_by_the_grader():
+    import numpy as np
+
+    values = [None, True, 3, 2.5, 1 + 2j, "text", [1, (2.0, "a")], {"k": {3, 4}},
+              np.arange(6, dtype=np.int16).reshape(2, 3), np.float32(1.5)]
+    for value in values:
+        back = _values.decode(json.loads(json.dumps(_values.encode(value))))
+        assert type(back) in (type(value), frozenset) or isinstance(back, np.generic)
+        assert _values.same(back, value, 0, 0)
+    for liar in (type("L", (float,), {})(1.0), np.zeros(2).view(type("A", (np.ndarray,), {})),
+                 object(), np.array(["a"]), {1: object()}):
+        with pytest.raises(_values.NotPlainData):
+            _values.encode(liar)
+    record = {"site": "t:0", "kind": "equal", "what": "x", "expected": _values.encode([1.0, 2.0]),
+              "rtol": 1e-6, "atol": 0.0, "hint": ""}
+    assert _values.judge(record, {"site": "t:0", "got": _values.encode([1.0, 2.0000001])}) == ""
+    assert "expected shape (2,), got shape (3,)" in _values.judge(
+        record, {"site": "t:0", "got": _values.encode([1.0, 2.0, 3.0])})
+    assert "could not be read" in _values.judge(record, {"site": "t:0", "got": {"array": [1]}})
+    deep = {"plain": 0}
+    for _ in range(100_000):
+        deep = {"list": [deep]}
+    assert "could not be read" in _values.judge(record, {"site": "t:0", "got": deep})
+    assert "order" in _values.judge(record, ["not", "a", "dict"])
+    bound = {**record, "kind": "at_least", "expected": _values.encode(0.97)}
+    assert _values.judge(bound, {"site": "t:0", "got": _values.encode(0.98)}) == ""
+    assert "at least 0.97" in _values.judge(bound, {"site": "t:0", "got": _values.encode(0.5)})
+    assert "expected a number" in _values.judge(bound, {"site": "t:0", "got": _values.encode("1")})
+    text = {**record, "kind": "contains", "expected": _values.encode(["3", "2"])}
+    assert _values.judge(text, {"site": "t:0", "got": _values.encode("lengths 3 and 2")}) == ""
+    assert "contains ['2']" in _values.judge(text, {"site": "t:0", "got": _values.encode("3")})

@@ -147,8 +147,8 @@ def judge(reference, sent):
         return f"{reference['what']}: {sent['error']}"
     try:
         got = decode(sent["got"])
-    except (KeyError, ValueError) as exc:
-        return f"{reference['what']}: the value could not be read ({exc})"
+    except (KeyError, ValueError, RecursionError) as exc:
+        return f"{reference['what']}: the value could not be read ({type(exc).__name__})"
     expected = decode(reference["expected"])
     kind, what = reference["kind"], reference["what"]
     if kind == "contains":
@@ -167,8 +167,11 @@ def judge(reference, sent):
         return ""
     if got is None and expected is not None:
         return f"{what}: your code returned None. Did the function forget to `return` its result?"
-    if same(got, expected, reference["rtol"], reference["atol"]):
-        return ""
+    try:
+        if same(got, expected, reference["rtol"], reference["atol"]):
+            return ""
+    except RecursionError:
+        return f"{what}: the value is nested too deeply to compare"
     if _numbers(got) is not None and _numbers(expected) is not None \
             and _numbers(got).shape != _numbers(expected).shape:
         return (f"{what}: expected shape {_numbers(expected).shape}, "
