@@ -220,7 +220,7 @@ def main(argv=None):
     grade_parser.add_argument("--out", required=True, help="folder for gradebook.csv and feedback")
     grade_parser.add_argument("--jobs", type=int, default=None, help="submissions graded at once")
     grade_parser.add_argument("--timeout", type=float, default=None,
-                              help="seconds allowed per cell (default 120)")
+                              help="seconds allowed per cell (default 300)")
     grade_parser.add_argument("--total-timeout", type=float, default=None,
                               help="seconds allowed per submission (default 1800)")
     grade_parser.add_argument("--memory", type=_gigabytes, default=None,

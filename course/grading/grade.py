@@ -74,7 +74,7 @@ __all__ = ["Assignment", "CellResult", "GradedCell", "Gradebook", "Limits", "Sub
            "reference_run", "shown_path", "split_hidden", "submission_names"]
 
 #: Seconds one cell may run.
-DEFAULT_TIMEOUT = 120.0
+DEFAULT_TIMEOUT = 300.0
 #: Seconds one submission may take in all.
 DEFAULT_TOTAL_TIMEOUT = 1800.0
 #: Bytes of memory one grading kernel may allocate.
@@ -446,7 +446,7 @@ def grade_submissions(source, submissions, out_dir=None, *, jobs=None, timeout=D
         out_dir: folder for ``gradebook.csv``, ``gradebook.json`` and ``feedback/``;
             None writes nothing.
         jobs: submissions graded at once (default: the number of CPUs).
-        timeout: seconds one cell may run (default 120).
+        timeout: seconds one cell may run (default 300: lesson 09 trains a CNN in one cell).
         total_timeout: seconds one submission may take in all (default 1800).
         memory_limit: bytes one grading kernel may allocate (default 4 GiB; None: no cap).
         progress: called as ``progress(result, done, total)`` as each submission finishes.
