@@ -22,8 +22,8 @@ from course.grading import grade, release, sandbox
 pytestmark = [pytest.mark.slow, pytest.mark.kernel]
 
 LESSON = Path(__file__).resolve().parent.parent / "solutions" / "01_perceptron.ipynb"
-ANSWERS = ("ex_mp_unit", "ex_gate_weights", "ex_perceptron_update", "ex_train_perceptron",
-           "ex_reachable")
+ANSWERS = [cell.metadata["nbgrader"]["grade_id"] for cell in release.read_notebook(LESSON).cells
+           if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution")]
 WRONG = "def mp_unit(X, W):\n    return np.zeros(len(X))\n"
 # Every function of the lesson returns LIAR; the class that LIAR is an instance of varies.
 LIES = ("LIAR = Liar()\n"
@@ -143,7 +143,8 @@ MACHINE = {
 
 
 def submission(code):
-    """The released lesson with ``code`` as its first answer and every other answer empty."""
+    """The released lesson with ``code`` as its first answer (the one that defines ``mp_unit``)
+    and every other answer empty."""
     nb = release.release_notebook(release.read_notebook(LESSON))
     for cell in nb.cells:
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")

@@ -36,8 +36,8 @@ STUDENTS = ("solution", "blank", "partial")
 # lesson -> the exercise whose answer the partial submission has
 LESSONS = {
     "00_welcome": "ex_weighted_sum",
-    "01_perceptron": "ex_mp_unit",
-    "03_computational_graphs": "ex_mul_gate",
+    "01_perceptron": "ex_unit_and_gates",
+    "03_computational_graphs": "ex_graph_backward",
     "06_mnist": "ex_one_hot",
 }
 NEEDS_MNIST = {"06_mnist"}
