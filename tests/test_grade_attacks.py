@@ -137,7 +137,7 @@ MACHINE = {
                         "        except OSError:\n            pass\n" + WRONG),
     "late_writer": ("import subprocess\n"
                     "subprocess.Popen(['setsid', 'sh', '-c', 'sleep 4; for f in OUT/gradebook.csv "
-                    "OUT/feedback/solution.md; do echo LATE-WRITE > $f; done'], "
+                    "OUT/feedback/*.md; do echo LATE-WRITE > $f; done'], "
                     "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n" + WRONG),
 }
 
@@ -230,7 +230,8 @@ def test_no_report_shows_a_line_of_a_hidden_test(batch):
 def test_nothing_written_late_or_forged_reaches_the_reports(batch):
     _, out, results, _ = batch
     assert "LATE-WRITE" not in (out / "gradebook.csv").read_text()
-    assert "LATE-WRITE" not in (out / "feedback" / "solution.md").read_text()
+    feedback = out / "feedback" / f"{results['solution'].name}.md"
+    assert "LATE-WRITE" not in feedback.read_text()
     forged = (out / "feedback" / "forged_report.md").read_text()
     assert [line for line in forged.splitlines() if line.startswith("**Score")] == [
         "**Score: 0 / 13**"]
