@@ -17,6 +17,7 @@ import sys
 import time
 
 import numpy as np
+from peers import torch_epochs  # benchmarks/ is the script's folder, so first on sys.path
 from threadpoolctl import threadpool_limits
 
 from course import data, losses, nn, optim, train
@@ -49,19 +50,7 @@ def torch_epoch(X, y):
     model = t.Sequential(t.Conv2d(1, 16, 3, padding=1), t.ReLU(), t.MaxPool2d(2),
                          t.Conv2d(16, 32, 3, padding=1), t.ReLU(), t.MaxPool2d(2),
                          t.Flatten(), t.Linear(32 * 7 * 7, 10))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = t.CrossEntropyLoss()
-    X_t, y_t = torch.from_numpy(X), torch.from_numpy(y)
-
-    def epoch(seed):
-        order = torch.randperm(len(X_t), generator=torch.Generator().manual_seed(seed))
-        for start in range(0, len(X_t), BATCH):
-            idx = order[start:start + BATCH]
-            opt.zero_grad()
-            loss_fn(model(X_t[idx]), y_t[idx]).backward()
-            opt.step()
-
-    return epoch
+    return torch_epochs(model, X, y)
 
 
 def gemm_seconds(n_images):

@@ -58,23 +58,33 @@ def _torch_trainer(X, y):
     for i, (n_in, n_out) in enumerate(itertools.pairwise(SIZES)):
         layers += [torch.nn.Linear(n_in, n_out)] + ([torch.nn.ReLU()] if i < len(SIZES) - 2 else [])
     model = torch.nn.Sequential(*layers)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    X_t, y_t = torch.from_numpy(X), torch.from_numpy(y)
-
-    def epoch(seed):
-        order = torch.randperm(len(X_t), generator=torch.Generator().manual_seed(seed))
-        for start in range(0, len(X_t), BATCH):
-            idx = order[start:start + BATCH]
-            opt.zero_grad()
-            loss_fn(model(X_t[idx]), y_t[idx]).backward()
-            opt.step()
+    epoch = torch_epochs(model, X, y)
 
     def accuracy(X_test, y_test):
         with torch.no_grad():
             return float((model(torch.from_numpy(X_test)).argmax(1).numpy() == y_test).mean())
 
     return epoch, accuracy
+
+
+def torch_epochs(model, X, y, batch=BATCH):
+    """``epoch(seed)``: one epoch of Adam (lr 1e-3) and cross-entropy on a PyTorch ``model``,
+    the usual zero_grad / forward / backward / step loop over a seeded random order."""
+    import torch
+
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    X_t, y_t = torch.from_numpy(X), torch.from_numpy(y)
+
+    def epoch(seed):
+        order = torch.randperm(len(X_t), generator=torch.Generator().manual_seed(seed))
+        for start in range(0, len(X_t), batch):
+            idx = order[start:start + batch]
+            opt.zero_grad()
+            loss_fn(model(X_t[idx]), y_t[idx]).backward()
+            opt.step()
+
+    return epoch
 
 
 def _sklearn_trainer(X, y):

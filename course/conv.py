@@ -211,9 +211,12 @@ class MaxPool2D(Module):
             raise ValueError(f"{self!r}: the input {tuple(x.shape)} is smaller than the window")
         xp = namespace(x)
         windows = xp.stack([x[:, :, r, c] for r, c in _offsets(kh, kw, s, H_out, W_out)])
-        arg = xp.argmax(windows, axis=0)  # the first occurrence of the maximum
+        out = xp.max(windows, axis=0)
+        arg = xp.zeros(out.shape, dtype=xp.int16, device=x.device)
+        for k in reversed(range(kh * kw)):  # the first window entry equal to the max wins
+            arg = xp.where(windows[k, ...] == out, xp.asarray(k, dtype=xp.int16), arg)
         self.cache = (tuple(x.shape), arg)
-        return xp.max(windows, axis=0)
+        return out
 
     def backward(self, dout):
         """dout: (N, C, H_out, W_out) -> dx: (N, C, H, W), dout at each window's arg-max, 0 elsewhere."""

@@ -133,3 +133,17 @@ def test_run_script_starts_from_anywhere(tmp_path):
                          capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     assert "--quick" in out.stdout and "--data-dir" in out.stdout
+
+
+def test_the_cnn_benchmark_trains_lesson_09s_network_and_times_its_gemms():
+    cnn = _load("cnn")
+    rng = np.random.default_rng(0)
+    X, y = _learnable(512, rng)
+    X = X.reshape(-1, 1, 28, 28)
+    model = cnn.course_cnn()
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "Conv2D", "ReLU", "MaxPool2D", "Conv2D", "ReLU", "MaxPool2D", "Flatten", "Dense"]
+    epoch = cnn.course_epoch(X, y)
+    losses = [epoch(seed)["loss"][-1] for seed in range(4)]
+    assert losses[-1] < 0.9 * losses[0]  # it learns
+    assert cnn.gemm_seconds(cnn.BATCH) > 0
