@@ -252,3 +252,10 @@ def test_a_batch_with_a_fifo_and_a_symlink_grades_the_good_one(tmp_path):
     assert (out / "feedback" / "odd.md").exists()
     assert (out / "gradebook.csv").read_text(encoding="utf-8").splitlines()[1:] == [
         "pipe,0,0,1,", "good_copy,0,0,1,", "good,1,1,1,", "odd,0,0,1,"]
+
+
+def test_a_cached_reference_run_is_keyed_by_the_library_too():
+    first = grade._library_hash()
+    assert len(first) == 64 and grade._library_hash() is first  # computed once per process
+    grade._library_hash.cache_clear()
+    assert grade._library_hash() == first  # the same code, the same key

@@ -42,6 +42,7 @@ batch goes on. Results depend only on the source and the submission, not on ``--
 import asyncio
 import concurrent.futures
 import csv
+import functools
 import hashlib
 import json
 import os
@@ -159,12 +160,23 @@ def reference_run(assignment, limits):
     """What every check of the source notebook recorded in the reference run: a dict from
     ``(grade_id, piece)`` to that test piece's records (``course.grading._values.record``).
 
-    The run is cached by the hash of its plan, in memory and (with the sandbox, which keeps
-    students' kernels away from it) in ``$COURSE_GRADING_CACHE`` or ``~/.cache/course``.
+    The run is cached by the hash of its plan and of the library, in memory and (with the
+    sandbox, which keeps students' kernels away from it) in ``$COURSE_GRADING_CACHE`` or
+    ``~/.cache/course``.
     Raises ``ValueError`` when the source fails in its own run: a cell raised, or a check
     does not accept the solution's value.
     """
     return _run(_reference(assignment, limits, asyncio.Semaphore(1)))
+
+
+@functools.cache
+def _library_hash():
+    """A hash of the ``course`` package's code: expected values may come from the library, so a
+    changed library must not reuse a cached reference run."""
+    digest = hashlib.sha256(course.__version__.encode())
+    for path in sorted(Path(course.__file__).parent.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 async def _reference(assignment, limits, slots):
@@ -172,7 +184,7 @@ async def _reference(assignment, limits, slots):
     steps = assignment.reference_plan()
     key = hashlib.sha256(json.dumps(
         [[step.kind, step.source] for step in steps]
-        + [course.__version__, platform.python_version(), limits.memory_limit]).encode()).hexdigest()
+        + [_library_hash(), platform.python_version(), limits.memory_limit]).encode()).hexdigest()
     cache = os.path.join(os.environ.get("COURSE_GRADING_CACHE")
                          or os.path.join(os.path.expanduser("~"), ".cache", "course"),
                          f"reference-{key}.json")
