@@ -31,7 +31,6 @@ import time
 import numpy as np
 
 from course import backend, data, train
-from course.module import training
 
 INSTALL_HINT = ('course.parallel needs mpi4py and an MPI library: install them with '
                 'pip install -e ".[mpi]" (the mpi4py and mpich wheels), or pip install mpi4py mpich')
@@ -230,16 +229,5 @@ def fit(model, loss_fn, optimizer, X, y, epochs=1, batch_size=None, comm=None, s
         record.update(time=time.perf_counter() - start, compute_time=compute, comm_time=communicate)
         return record
 
-    # training mode, input_grad False (as in train.fit); both restored when fit returns
-    with training(model), np.errstate(over="ignore", invalid="ignore"):
-        try:
-            for epoch in range(1, epochs + 1):
-                record = run_epoch(epoch)
-                history.append(epoch, **record)
-                if bar is not None:
-                    bar.set_description(f"epoch {epoch}/{epochs}", refresh=False)
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if "time" not in k})
-        finally:
-            if bar is not None:
-                bar.close()
+    train.run_epochs(model, epochs, run_epoch, history, bar)  # as train.fit's epoch loop
     return history

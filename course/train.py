@@ -177,6 +177,32 @@ def _progress_bar(total, enabled, epochs):
                 leave=True, mininterval=0.25)
 
 
+def run_epochs(model, epochs, run_epoch, history, bar=None, callbacks=None):
+    """The epoch loop that ``fit`` and ``course.parallel.fit`` share.
+
+    For epoch = 1 .. ``epochs``: ``record = run_epoch(epoch)`` (a dict of numbers) goes into
+    ``history`` and the progress ``bar``; training stops early when a callback
+    ``cb(epoch, history, model)`` returns True. The model is in training mode without its
+    input gradient meanwhile (``course.module.training``), and the bar is closed at the end.
+    """
+    # Overflow on the way to a NaN loss is reported once, by the loss check, not as warnings.
+    with training(model), np.errstate(over="ignore", invalid="ignore"):
+        try:
+            for epoch in range(1, epochs + 1):
+                record = run_epoch(epoch)
+                history.append(epoch, **record)
+                if bar is not None:
+                    bar.set_description(f"epoch {epoch}/{epochs}", refresh=False)
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if "time" not in k})
+                if callbacks and any(cb(epoch, history, model) for cb in callbacks):
+                    history.stopped_epoch = epoch
+                    history.stop_reason = history.stop_reason or "a callback returned True"
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
+
+
 def fit(model, loss_fn, optimizer, X, y, epochs=1, batch_size=None, validation=None,
         metrics=("accuracy",), progress=True, seed=0, callbacks=None):
     """Train ``model`` by mini-batch gradient descent and return a ``History``.
@@ -249,27 +275,13 @@ def fit(model, loss_fn, optimizer, X, y, epochs=1, batch_size=None, validation=N
         record["time"] = time.perf_counter() - start
         return record
 
-    # Overflow on the way to a NaN loss is reported once, by the check above, not as warnings.
-    with training(model), np.errstate(over="ignore", invalid="ignore"):
-        try:
-            for epoch in range(1, epochs + 1):
-                record = run_epoch(epoch)
-                history.append(epoch, **record)
-                if bar is not None:
-                    bar.set_description(f"epoch {epoch}/{epochs}", refresh=False)
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k != "time"})
-                if callbacks and any(cb(epoch, history, model) for cb in callbacks):
-                    history.stopped_epoch = epoch
-                    history.stop_reason = history.stop_reason or "a callback returned True"
-                    break
-        except KeyboardInterrupt:
-            history.interrupted = True
-            print(f"Training interrupted at epoch {where['epoch']}, batch {where['batch']}: "
-                  f"the history of the {len(history)} finished epochs and the current weights "
-                  "are kept.")
-        finally:
-            if bar is not None:
-                bar.close()
+    try:
+        run_epochs(model, epochs, run_epoch, history, bar, callbacks)
+    except KeyboardInterrupt:
+        history.interrupted = True
+        print(f"Training interrupted at epoch {where['epoch']}, batch {where['batch']}: "
+              f"the history of the {len(history)} finished epochs and the current weights "
+              "are kept.")
     return history
 
 

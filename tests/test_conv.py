@@ -153,6 +153,12 @@ def distinct(rng, shape):
 def test_maxpool_matches_torch_and_passes_the_gradient_check(kernel, stride, shape, rng, torch):
     layer = MaxPool2D(kernel, stride)
     x = distinct(rng, shape)
+    assert_maxpool_as_torch(layer, x, kernel, stride, rng, torch)
+    assert check_module(layer, x) < 1e-8
+
+
+def assert_maxpool_as_torch(layer, x, kernel, stride, rng, torch):
+    """``layer``'s forward and backward on ``x`` equal torch's max_pool2d, ties included."""
     out = layer(x)
     xt = torch.tensor(x, requires_grad=True)
     out_t = torch.nn.functional.max_pool2d(xt, kernel, stride)
@@ -160,21 +166,13 @@ def test_maxpool_matches_torch_and_passes_the_gradient_check(kernel, stride, sha
     dout = rng.standard_normal(out.shape)
     out_t.backward(torch.tensor(dout))
     np.testing.assert_allclose(layer.backward(dout), xt.grad.numpy(), rtol=0, atol=1e-12)
-    assert check_module(layer, x) < 1e-8
 
 
 def test_maxpool_ties_go_to_the_first_maximum_as_in_torch(rng, torch):
     x = rng.integers(0, 3, (2, 3, 6, 6)).astype(np.float64)  # many ties
     x[0, 0] = 1.0  # a whole channel tied
     for kernel, stride in [(2, 2), (3, 1), ((2, 3), 2)]:
-        layer = MaxPool2D(kernel, stride)
-        out = layer(x)
-        xt = torch.tensor(x, requires_grad=True)
-        out_t = torch.nn.functional.max_pool2d(xt, kernel, stride)
-        np.testing.assert_array_equal(out, out_t.detach().numpy())
-        dout = rng.standard_normal(out.shape)
-        out_t.backward(torch.tensor(dout))
-        np.testing.assert_allclose(layer.backward(dout), xt.grad.numpy(), rtol=0, atol=1e-12)
+        assert_maxpool_as_torch(MaxPool2D(kernel, stride), x, kernel, stride, rng, torch)
     layer = MaxPool2D(2)
     layer(np.array([[[[1.0, 2.0], [2.0, 2.0]]]]))  # three tied maxima: the first in row-major order
     np.testing.assert_array_equal(layer.backward(np.full((1, 1, 1, 1), 5.0)), [[[[0, 5.0], [0, 0]]]])
