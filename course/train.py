@@ -35,21 +35,17 @@ class TrainingDiverged(FloatingPointError):
 class History:
     """What happened in each epoch of ``fit``.
 
-    ``history["loss"]`` is the training loss per epoch (the batch losses
-    averaged, weighted by batch size), ``history["accuracy"]`` the training
-    accuracy when it applies, ``history["val_loss"]``/``["val_accuracy"]`` the
-    same on the validation set, ``history["time"]`` seconds per epoch.
-    ``interrupted`` is True when Ctrl-C stopped the run. When a callback
-    stopped it, ``stopped_epoch`` is that epoch and ``stop_reason`` says why
-    (both None when every epoch ran).
+    ``history["loss"]`` is the training loss per epoch (the batch losses averaged, weighted
+    by batch size), ``history["accuracy"]`` the training accuracy when it applies,
+    ``history["val_loss"]``/``["val_accuracy"]`` the same on the validation set,
+    ``history["time"]`` seconds per epoch. ``interrupted`` is True when Ctrl-C stopped the
+    run. When a callback stopped it, ``stopped_epoch`` is that epoch and ``stop_reason``
+    says why (both None when every epoch ran).
     """
 
     def __init__(self):
-        self.epoch = []
-        self.metrics = {}
-        self.interrupted = False
-        self.stopped_epoch = None
-        self.stop_reason = None
+        self.epoch, self.metrics = [], {}
+        self.interrupted, self.stopped_epoch, self.stop_reason = False, None, None
 
     def append(self, epoch, **values):
         """Record one epoch: ``append(3, loss=0.1, accuracy=0.97, time=1.2)``."""
@@ -171,7 +167,7 @@ def evaluate(model, loss_fn, X, y, batch_size=1024, metrics=("accuracy",)):
 def _progress_bar(total, enabled, epochs):
     if not enabled:
         return None
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # imported only when a bar is wanted
 
     return tqdm(total=total, unit="batch", desc=f"{epochs} epoch{'s' * (epochs != 1)}",
                 leave=True, mininterval=0.25)

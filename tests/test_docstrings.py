@@ -14,6 +14,7 @@ import importlib
 import inspect
 import pkgutil
 import re
+from pathlib import Path
 
 import pytest
 
@@ -179,3 +180,12 @@ def test_numeric_docstrings_give_shapes(module_name, qualname):
         f"{module_name}.{qualname}: the docstring gives no shape such as 'X: (N, D)', "
         f"'any shape' or 'same shape':\n{doc or '(no docstring)'}"
     )
+
+
+def test_no_module_of_the_library_is_over_350_lines():
+    """Course material is read whole: a module that grows past 350 lines is split instead
+    (the grader's package, course/grading/, is not counted here)."""
+    library = Path(course.__file__).parent
+    long = {path.name: n for path in library.glob("*.py")
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > 350}
+    assert not long, long

@@ -329,6 +329,24 @@ def test_expected_values_never_reach_the_students_kernel(tmp_path):
     assert not any(word in sent for word in ("maximum", "SECRET", "expected", "reference"))
 
 
+def test_cells_after_the_last_test_do_not_run(tmp_path):
+    """They cannot change a score, so neither the source's (a long demonstration) nor a
+    student's own cells there run; the student's cells before it do."""
+    nb = markup.notebook([markup.code_cell("import numpy as np"), markup.solution_cell(RELU, "ex"),
+                          markup.test_cell("check('relu(1.0)', relu(1.0), 1.0)", "t", 1),
+                          markup.code_cell("LONG_DEMONSTRATION = train_for_minutes()"),
+                          markup.answer_cell("Because.", "why", points=1)])
+    nbformat.write(nb, tmp_path / "source.ipynb")
+    assignment = grade.load_source(tmp_path / "source.ipynb")
+    steps = assignment.plan({}, extra=[(1, "MINE_BEFORE = 1"), (2, "MINE_AFTER = 1")])
+    code = "\n".join(step.source for step in steps)
+    assert "MINE_BEFORE" in code and "relu(1.0)" in code
+    assert "LONG_DEMONSTRATION" not in code and "MINE_AFTER" not in code
+    assert [cell.grade_id for cell in assignment.cells] == ["t", "why"]  # still graded by hand
+    reference = "\n".join(step.source for step in assignment.reference_plan())
+    assert "LONG_DEMONSTRATION" not in reference
+
+
 @pytest.mark.parametrize("test, words", [
     ("assert relu(1.0) == 1", "assert"),
     ("np.testing.assert_allclose(relu(1.0), 1)", "assert_allclose()"),

@@ -2,8 +2,9 @@
 
 ``load_source`` reads a source (solution) notebook into an ``Assignment``: its graded cells
 and a plan of ``Step``s (``course.grading._execute``) in which every code cell of the source
-runs as it is, except that answer cells (nbgrader ``solution: true``) are left for the
-submission and test cells are split into visible and hidden pieces and rewritten:
+up to the last test cell runs as it is (the cells after it cannot change a score, so they do
+not run), except that answer cells (nbgrader ``solution: true``) are left for the submission
+and test cells are split into visible and hidden pieces and rewritten:
 
 - for the student's kernel, every ``check(what, got, expected, ...)`` (and
   ``check_at_least``/``check_at_most``) becomes ``send(site, got)``: only the value under
@@ -92,7 +93,7 @@ class Assignment:
                 step = Step("answer", answers.get(step.grade_id, step.stub), step.grade_id,
                             stub=step.stub, cell=step.cell)
             steps.append(step)
-            later = self.steps[n + 1].cell if n + 1 < len(self.steps) else float("inf")
+            later = self.steps[n + 1].cell if n + 1 < len(self.steps) else step.cell  # none after
             steps += [Step("student", code, cell=step.cell) for index, code in extra
                       if step.cell <= index < later]
         return [Step("code", PRELUDE[False])] + steps
@@ -150,6 +151,8 @@ def load_source(path):
     if not any(not cell.manual for cell in cells):
         raise ValueError(f"{path} has no graded test cells (code cells whose nbgrader metadata "
                          f"has grade: true and points); there is nothing to grade")
+    # Cells after the last test cannot change a score (written answers are read, not run).
+    del steps[max(n for n, step in enumerate(steps) if step.kind == "test") + 1:]
     _rewrite_tests(steps, Path(path).name)
     hidden_lines += [line.strip() for step in steps if step.hidden
                      for line in step.source.splitlines() if len(line.strip()) >= 8]
@@ -195,6 +198,8 @@ def _rewrite_tests(steps, notebook):
     for tree in filter(None, trees.values()):
         modules |= {alias.asname or alias.name.partition(".")[0] for node in ast.walk(tree)
                     if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}
+    free = {id(step): _loads(tree, free=True) for step in steps
+            if (tree := trees[id(step)]) is not None}  # the names each step reads
     counts = {}
     for step in steps:
         if step.kind != "test":
@@ -218,9 +223,7 @@ def _rewrite_tests(steps, notebook):
         checks = _Checks(step, first, student=True)
         student = checks.visit(tree)
         counts[step.grade_id] = checks.count
-        elsewhere = set().union(*(_loads(trees[id(other)], free=True)
-                                  for other in steps
-                                  if other is not step and trees[id(other)] is not None))
+        elsewhere = set().union(*(names for key, names in free.items() if key != id(step)))
         _drop_reference_only(student, elsewhere, modules)
         step.source, step.reference = ast.unparse(student), ast.unparse(reference)
     for step in steps:
