@@ -54,6 +54,34 @@ def _offsets(kh, kw, stride, H_out, W_out):
                    slice(j, j + stride * (W_out - 1) + 1, stride))
 
 
+def _channels_first(x, padding):
+    """x: (N, C, H, W) -> (C, N, H + 2 padding, W + 2 padding), zero-padded (a view when padding is 0).
+
+    With the channels outermost, every copy ``im2col`` makes at a kernel offset has the
+    layout of the rows of ``cols``, so it reads and writes memory in order.
+    """
+    xp = namespace(x)
+    x_t = xp.permute_dims(x, (1, 0, 2, 3))
+    if not padding:
+        return x_t
+    C, N, H, W = x_t.shape
+    x_pad = xp.zeros((C, N, H + 2 * padding, W + 2 * padding), dtype=x.dtype, device=x.device)
+    x_pad[:, :, padding:padding + H, padding:padding + W] = x_t
+    return x_pad
+
+
+def _examples_first(t):
+    """t: (C, N, H, W) -> (N, C, H, W) as a new row-major array.
+
+    Transposing alone gives a view whose memory is still channels-first; reshaping that
+    view to (N, C*H*W) has to copy it, in row-major order, and the reshape back is free.
+    Layers that follow then read their input in order, which makes them several times faster.
+    """
+    xp = namespace(t)
+    C, N, H, W = t.shape
+    return xp.reshape(xp.reshape(xp.permute_dims(t, (1, 0, 2, 3)), (N, C * H * W)), (N, C, H, W))
+
+
 def im2col(x, kh, kw, stride=1, padding=0):
     """Copy every kh x kw window of the zero-padded ``x`` into a column.
 
@@ -64,13 +92,10 @@ def im2col(x, kh, kw, stride=1, padding=0):
     xp = namespace(x)
     N, C, H, W = x.shape
     H_out, W_out = output_size(H, kh, stride, padding), output_size(W, kw, stride, padding)
-    x_pad = x
-    if padding:
-        x_pad = xp.zeros((N, C, H + 2 * padding, W + 2 * padding), dtype=x.dtype, device=x.device)
-        x_pad[:, :, padding:padding + H, padding:padding + W] = x
-    cols = xp.zeros((C, kh * kw, N, H_out, W_out), dtype=x.dtype, device=x.device)
+    x_pad = _channels_first(x, padding)  # (C, N, H + 2 padding, W + 2 padding)
+    cols = xp.empty((C, kh * kw, N, H_out, W_out), dtype=x.dtype, device=x.device)
     for k, (rows, columns) in enumerate(_offsets(kh, kw, stride, H_out, W_out)):
-        cols[:, k, ...] = xp.permute_dims(x_pad[:, :, rows, columns], (1, 0, 2, 3))
+        cols[:, k, ...] = x_pad[:, :, rows, columns]
     return xp.reshape(cols, (C * kh * kw, N * H_out * W_out))
 
 
@@ -85,10 +110,10 @@ def col2im(cols, x_shape, kh, kw, stride=1, padding=0):
     N, C, H, W = x_shape
     H_out, W_out = output_size(H, kh, stride, padding), output_size(W, kw, stride, padding)
     cols = xp.reshape(cols, (C, kh * kw, N, H_out, W_out))
-    dx_pad = xp.zeros((N, C, H + 2 * padding, W + 2 * padding), dtype=cols.dtype, device=cols.device)
+    dx_pad = xp.zeros((C, N, H + 2 * padding, W + 2 * padding), dtype=cols.dtype, device=cols.device)
     for k, (rows, columns) in enumerate(_offsets(kh, kw, stride, H_out, W_out)):
-        dx_pad[:, :, rows, columns] += xp.permute_dims(cols[:, k, ...], (1, 0, 2, 3))
-    return dx_pad[:, :, padding:padding + H, padding:padding + W]
+        dx_pad[:, :, rows, columns] += cols[:, k, ...]
+    return _examples_first(dx_pad[:, :, padding:padding + H, padding:padding + W])
 
 
 def _check_image(layer, x, C=None, dtype=None):
@@ -155,9 +180,10 @@ class Conv2D(Module):
         xp = namespace(x)
         cols = im2col(x, kh, kw, self.stride, p)
         N, F, H_out, W_out = self._out_shape(x.shape)
-        out = xp.reshape(self.W.data, (F, -1)) @ cols + self.b.data[:, None]  # (F, N*H_out*W_out)
+        out = xp.reshape(self.W.data, (F, -1)) @ cols  # (F, N*H_out*W_out)
+        out += self.b.data[:, None]
         self.cache = (tuple(x.shape), cols)
-        return xp.permute_dims(xp.reshape(out, (F, N, H_out, W_out)), (1, 0, 2, 3))
+        return _examples_first(xp.reshape(out, (F, N, H_out, W_out)))
 
     def backward(self, dout):
         """dout: (N, F, H_out, W_out) -> dx: (N, C, H, W); adds dW: (F, C, kh, kw) and db: (F,).
@@ -197,7 +223,7 @@ class MaxPool2D(Module):
         self.stride = self.kernel_size[0] if stride is None else int(stride)
         if self.stride < 1:
             raise ValueError(f"MaxPool2D needs stride >= 1, got {stride}")
-        self.cache = None  # (x_shape, arg: (N, C, H_out, W_out), index of the max in its window)
+        self.cache = None  # (x_shape, first: (kh*kw, N, C, H_out, W_out), True at each window's max)
 
     def __repr__(self):
         return f"MaxPool2D(kernel_size={self.kernel_size}, stride={self.stride})"
@@ -210,25 +236,32 @@ class MaxPool2D(Module):
         if H_out < 1 or W_out < 1:
             raise ValueError(f"{self!r}: the input {tuple(x.shape)} is smaller than the window")
         xp = namespace(x)
+        # windows[k] holds entry k (row-major) of every window: (kh*kw, N, C, H_out, W_out)
         windows = xp.stack([x[:, :, r, c] for r, c in _offsets(kh, kw, s, H_out, W_out)])
         out = xp.max(windows, axis=0)
-        arg = xp.zeros(out.shape, dtype=xp.int16, device=x.device)
-        for k in reversed(range(kh * kw)):  # the first window entry equal to the max wins
-            arg = xp.where(windows[k, ...] == out, xp.asarray(k, dtype=xp.int16), arg)
-        self.cache = (tuple(x.shape), arg)
+        first = windows == out  # the entries equal to their window's max; keep the first of each
+        seen = first[0, ...]
+        for k in range(1, kh * kw):
+            first[k, ...] = first[k, ...] & ~seen
+            seen = seen | first[k, ...]
+        self.cache = (tuple(x.shape), first)
         return out
 
     def backward(self, dout):
         """dout: (N, C, H_out, W_out) -> dx: (N, C, H, W), dout at each window's arg-max, 0 elsewhere."""
-        self._check_backward(dout, None if self.cache is None else self.cache[1].shape)
+        self._check_backward(dout, None if self.cache is None else self.cache[1].shape[1:])
         if not self.input_grad:
             return None
-        x_shape, arg = self.cache
+        x_shape, first = self.cache
         xp = namespace(dout)
+        dwindows = xp.astype(first, dout.dtype) * dout  # (kh*kw, N, C, H_out, W_out)
         dx = xp.zeros(x_shape, dtype=dout.dtype, device=dout.device)
-        H_out, W_out = arg.shape[2:]
-        for k, (r, c) in enumerate(_offsets(*self.kernel_size, self.stride, H_out, W_out)):
-            dx[:, :, r, c] += dout * xp.astype(arg == k, dout.dtype)
+        overlap = self.stride < max(self.kernel_size)  # can a pixel be in several windows?
+        for k, (r, c) in enumerate(_offsets(*self.kernel_size, self.stride, *dout.shape[2:])):
+            if overlap:
+                dx[:, :, r, c] += dwindows[k, ...]
+            else:  # each pixel gets at most one value: writing it is about twice as fast
+                dx[:, :, r, c] = dwindows[k, ...]
         return dx
 
 

@@ -180,8 +180,12 @@ class ReLU(Activation):
         return activations.relu(z)
 
     def derivative(self, z, out):
-        """1 where z > 0, else 0.  z: any shape -> same shape."""
-        return activations.relu_derivative(z)
+        """1 where z > 0, else 0 (NaN where z is NaN).  z, out: any shape -> same shape.
+
+        The output is z or 0, so its sign is exactly that: one fast pass over ``out``
+        (``activations.relu_derivative(z)`` computes the same from z).
+        """
+        return namespace(out).sign(out)
 
 
 class LeakyReLU(Activation):
