@@ -46,7 +46,8 @@ def worker(out, epochs, dtype, alone=False):
         share = slice(comm.rank, None, comm.size)
         history = train.fit(model, losses.softmax_cross_entropy, optimizer, X[share], y[share],
                             epochs=epochs, batch_size=256 // comm.size, progress=False)
-        slowest = [max(times) for times in zip(*comm.gather(history["time"]))] if comm.rank == 0 else []
+        every = comm.gather(history["time"])  # after training: each rank's epoch times, on rank 0
+        slowest = [max(times) for times in zip(*every)] if comm.rank == 0 else []
         record = {"time": slowest, "compute_time": slowest, "comm_time": [0.0] * len(slowest)}
     else:
         history = parallel.fit(model, losses.softmax_cross_entropy, optimizer, X, y, epochs=epochs,
