@@ -115,3 +115,38 @@ def test_float32_training_keeps_the_dtype():
     assert len(history) == 2
     assert all(p.data.dtype == p.grad.dtype == xps.float32 for p in model.parameters())
     assert model(X).dtype == xps.float32
+
+
+def _cnn(dtype=np.float64):
+    return nn.Sequential(nn.Conv2D(2, 3, 3, padding=1, rng=1, dtype=dtype), nn.ReLU(),
+                         nn.MaxPool2D(2), nn.Conv2D(3, 4, (2, 3), stride=2, rng=2, dtype=dtype),
+                         nn.ReLU(), nn.MaxPool2D(2, stride=1), nn.Flatten(),
+                         nn.Dense(4, 3, rng=3, dtype=dtype))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_convolutions_stay_in_the_namespace_and_equal_numpy(device):
+    """Conv2D, MaxPool2D (ties included) and Flatten, forward and backward, then a step."""
+    rng = np.random.default_rng(0)
+    X = np.round(rng.standard_normal((5, 2, 10, 10)), 1)  # rounded: tied maxima in the pools
+    y = rng.integers(0, 3, 5)
+    reference = _cnn()
+    backend.use(xps, array_device=xps.Device(device) if device else None)
+    try:
+        model = _cnn()
+    finally:
+        backend.use("cpu")
+    for net, X_, y_ in ((reference, X, y), (model, _put(X, device), _put(y, device))):
+        opt = optim.Adam(net.parameters(), lr=0.01)
+        train.fit(net, losses.softmax_cross_entropy, opt, X_, y_, epochs=2, batch_size=3,
+                  progress=False, seed=1)
+        out = net(X_)
+        net.backward(out)
+    x = _put(X, device)
+    for layer in model.layers:  # every layer's output stays there too
+        x = layer(x)
+        assert _in(x, device), layer
+    for p, q in zip(reference.parameters(), model.parameters()):
+        assert _in(q.data, device) and _in(q.grad, device)
+        np.testing.assert_allclose(backend.to_numpy(q.data), p.data, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(backend.to_numpy(q.grad), p.grad, rtol=1e-12, atol=1e-15)

@@ -19,7 +19,7 @@ LESSONS = sorted(path.stem for path in (ROOT / "solutions").glob("*.ipynb"))
 def test_the_solution_earns_full_marks_and_the_student_notebook_none(lesson, tmp_path):
     source = ROOT / "solutions" / f"{lesson}.ipynb"
     gradebook = grade.grade_submissions(source, [source, ROOT / "lessons" / f"{lesson}.ipynb"],
-                                        tmp_path, jobs=2, timeout=600)
+                                        tmp_path, jobs=3, timeout=600)
     solution, student = gradebook.submissions
     failed = [(cell.grade_id, cell.message) for cell in solution.cells
               if cell.points is not None and not cell.passed]
