@@ -93,7 +93,8 @@ class Assignment:
                 step = Step("answer", answers.get(step.grade_id, step.stub), step.grade_id,
                             stub=step.stub, cell=step.cell)
             steps.append(step)
-            later = self.steps[n + 1].cell if n + 1 < len(self.steps) else step.cell  # none after
+            # the student's cells up to the next step; after the last step (a test), none
+            later = self.steps[n + 1].cell if n + 1 < len(self.steps) else step.cell
             steps += [Step("student", code, cell=step.cell) for index, code in extra
                       if step.cell <= index < later]
         return [Step("code", PRELUDE[False])] + steps
