@@ -6,7 +6,7 @@ flatten, dense(1568->10); softmax cross-entropy, Adam (lr 1e-3), batches of 128,
 turns epoch by epoch (``--rounds``), so each sees the same machine load. The table gives the
 median seconds per epoch, the ratio, and the share of ``course``'s epoch spent in its matrix
 products: the same GEMMs (per batch: forward ``W @ cols`` of each convolution and the dense
-layer, backward ``dout @ cols.T`` and ``W.T @ dout`` of each, no input gradient for the first
+layer, backward ``(cols @ dout.T).T`` and ``W.T @ dout`` of each, no input gradient for the first
 layer), timed alone on arrays of the same shapes.
 
     COURSE_DATA_DIR=../shared/data/mnist python benchmarks/cnn.py [--rounds 2] [--n 60000]
@@ -57,12 +57,18 @@ def gemm_seconds(n_images):
     """Seconds of the GEMMs of one epoch of ``course``'s CNN, timed alone (median of 3)."""
     rng = np.random.default_rng(0)
     pixels = BATCH * 28 * 28
-    shapes = [  # (M, K) @ (K, N) of one batch
-        (16, 9, pixels), (32, 144, pixels // 4), (BATCH, 1568, 10),  # forward
-        (16, pixels, 9), (32, pixels // 4, 144), (1568, BATCH, 10),  # weight gradients
-        (144, 32, pixels // 4), (BATCH, 10, 1568)]  # input gradients (not the first layer's)
-    pairs = [(rng.random((m, k), dtype=np.float32), rng.random((k, n), dtype=np.float32))
-             for m, k, n in shapes]
+
+    def a_times_b(m, k, n):  # (m, k) @ (k, n), both row-major
+        return rng.random((m, k), dtype=np.float32), rng.random((k, n), dtype=np.float32)
+
+    def a_times_bt(m, k, n):  # (m, k) @ (n, k).T, as Conv2D computes cols @ dout_flat.T
+        return rng.random((m, k), dtype=np.float32), rng.random((n, k), dtype=np.float32).T
+
+    pairs = [a_times_b(16, 9, pixels), a_times_b(32, 144, pixels // 4),  # forward
+             a_times_b(BATCH, 1568, 10),
+             a_times_bt(9, pixels, 16), a_times_bt(144, pixels // 4, 32),  # weight gradients
+             a_times_b(1568, BATCH, 10),
+             a_times_b(144, 32, pixels // 4), a_times_b(BATCH, 10, 1568)]  # input gradients
     times = []
     for _ in range(3):
         start = time.perf_counter()

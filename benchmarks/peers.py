@@ -5,7 +5,7 @@
    CPU and scikit-learn's ``MLPClassifier``. Epochs alternate between the peers
    so that each sees the same machine load; ``compare`` reports the median
    seconds per epoch and the test accuracy after the last epoch.
-2. Seed 002 (Higham & Higham 2019): the 2-2-3-2 sigmoid network on ten points,
+2. Higham & Higham (2019): the 2-2-3-2 sigmoid network on ten points,
    per-sample SGD with eta = 0.05 for 10^6 steps (148.6 s in MATLAB per the
    seed), with ``course.train.fit``, with a plain NumPy loop and with PyTorch.
 
@@ -177,11 +177,11 @@ def mnist(epochs=5, data_dir=None, peers=tuple(TRAINERS)):
     return compare(train_set, test_set, epochs, peers)
 
 
-# ---------------------------------------------------------------- seed 002
+# ---------------------------------------------------------------- Higham & Higham 2019
 
 
 def hh19_course(steps=10**6):
-    """Seconds for ``steps`` per-sample SGD steps of seed 002's network with ``train.fit``."""
+    """Seconds for ``steps`` per-sample SGD steps of Higham & Higham's network with ``train.fit``."""
     X, y = data.hh19()
     model = nn.Sequential(nn.Dense(2, 2), nn.Sigmoid(), nn.Dense(2, 3), nn.Sigmoid(),
                           nn.Dense(3, 2), nn.Sigmoid())
@@ -223,7 +223,7 @@ def hh19_torch(steps=10**5):
 
 
 def hh19_plain_numpy(steps=10**6, record_cost=False):
-    """The same experiment as a straightforward NumPy loop with column vectors, as in the seed.
+    """The same experiment as a straightforward NumPy loop with column vectors, as in HH19's netbp.m.
 
     ``record_cost=True`` also computes the cost over all ten points after every step, as
     HH19's netbp.m does (its ``savecost``, which its MATLAB timing includes). Returns

@@ -1,8 +1,8 @@
 """Run the benchmarks against peers: ``python benchmarks/run.py [--quick] [--data-dir DIR]``.
 
 Prints two Markdown tables: MNIST training (``course``, PyTorch, scikit-learn: seconds per
-epoch, the ratio to PyTorch, test accuracy) and seed 002's per-sample SGD (``course``, plain
-NumPy loops, PyTorch, against the seed's MATLAB figure). What each measures is in
+epoch, the ratio to PyTorch, test accuracy) and Higham & Higham's per-sample SGD (``course``, plain
+NumPy loops, PyTorch, against a MATLAB timing of netbpfull.m). What each measures is in
 ``peers.py``. Needs the bench extra for the peers: ``pip install -e ".[bench]"`` (PyTorch,
 scikit-learn). MNIST is read from ``--data-dir``, else as ``course.data.load_mnist`` finds it.
 Results and the machine they were measured on are kept in benchmarks/README.md.
@@ -12,7 +12,7 @@ import sys
 
 import peers  # benchmarks/peers.py: this script's folder is first on sys.path
 
-MATLAB_SECONDS = 148.6  # seed 002's figure for 10^6 steps of netbp.m
+MATLAB_SECONDS = 148.6  # one timing of netbpfull.m, 10^6 steps (Bueler's MATH 692 notes)
 
 
 def mnist_table(results):
@@ -37,8 +37,8 @@ def print_mnist(epochs, data_dir=None):
 
 
 def print_hh19(steps):
-    """Run and print seed 002's benchmark, ``steps`` per-sample SGD steps, rows as they finish."""
-    print(f"\nSeed 002 (HH19): {steps:,} per-sample SGD steps of the 2-2-3-2 sigmoid network "
+    """Run and print the Higham & Higham benchmark, ``steps`` per-sample SGD steps, rows as they finish."""
+    print(f"\nHigham & Higham 2019: {steps:,} per-sample SGD steps of the 2-2-3-2 sigmoid network "
           "(rows appear as they finish)")
     print("| implementation | seconds | ratio to plain NumPy |\n|---|---|---|", flush=True)
     plain_s, _ = peers.hh19_plain_numpy(steps)
@@ -55,7 +55,7 @@ def print_hh19(steps):
               f"{torch_s / plain_s:.2f} |")
     except ImportError:
         print("| PyTorch | not installed | |")
-    print(f"| MATLAB (the seed's figure, 10^6 steps) | {MATLAB_SECONDS} | |")
+    print(f"| MATLAB (netbpfull.m, 10^6 steps) | {MATLAB_SECONDS} | |")
     print(f"(final mean cost per point with course: {cost:.2e})")
 
 

@@ -40,8 +40,8 @@ def identity_derivative(z):
 def step(z):
     """Heaviside step: 1 where z > 0, else 0 (so step(0) = 0).  z: any shape -> same shape.
 
-    This is the activation of Rosenblatt's perceptron and of the seeds'
-    threshold units. step(NaN) is NaN.
+    This is the activation of Rosenblatt's perceptron and of McCulloch and
+    Pitts's threshold units. step(NaN) is NaN.
     """
     xp = namespace(z)
     z = xp.asarray(z)

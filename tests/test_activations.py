@@ -26,7 +26,7 @@ def test_derivative_matches_finite_differences(g, dg):
 
 def test_known_values():
     assert A.sigmoid(np.array(0.0)) == 0.5
-    assert A.sigmoid_derivative(np.array(0.0)) == 0.25  # seed 000: dO/dS = 0.25 at S = 0
+    assert A.sigmoid_derivative(np.array(0.0)) == 0.25  # ANN-from-scratch notes: dO/dS = 0.25 at S = 0
     np.testing.assert_allclose(A.tanh(np.array([1.0])), [np.tanh(1.0)])
     np.testing.assert_array_equal(A.relu(np.array([-2.0, 0.0, 3.0])), [0, 0, 3])
     np.testing.assert_array_equal(A.leaky_relu(np.array([-2.0, 3.0]), 0.1), [-0.2, 3])

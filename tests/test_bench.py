@@ -102,7 +102,7 @@ def test_matmul_floor_runs_the_products_of_an_epoch(rng):
     assert epoch(0) is None and accuracy(None, None) is None
 
 
-# ---------------------------------------------------------------- seed 002
+# ---------------------------------------------------------------- Higham & Higham 2019
 
 
 def test_hh19_with_fit_learns():

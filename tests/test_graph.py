@@ -24,9 +24,9 @@ def centred_differences(f, inputs):
     return gradcheck.numerical_gradient(lambda: f(*[Value(v) for v in x]).data, x)
 
 
-# ---------------------------------------------------------------- seeds' examples
+# ---------------------------------------------------------------- the lecture notes' examples
 
-def test_seed_001_add_then_multiply():
+def test_bmb3015_add_then_multiply():
     x, y, z = Value(-2.0, "x"), Value(5.0, "y"), Value(-4.0, "z")
     q = x + y
     f = q * z
@@ -36,7 +36,7 @@ def test_seed_001_add_then_multiply():
     assert q.grad == -4.0 and f.grad == 1.0
 
 
-def test_seed_003_J_value_and_gradients():
+def test_cs549_J_value_and_gradients():
     a, b, c = Value(3.0, "a"), Value(2.0, "b"), Value(5.0, "c")
     J = 2 * (a * b + c)
     J.backward()
@@ -44,7 +44,7 @@ def test_seed_003_J_value_and_gradients():
     assert (a.grad, b.grad, c.grad) == (4.0, 6.0, 2.0)
 
 
-def test_seed_003_nudging_a_by_a_tenth_agrees_with_backward():
+def test_cs549_nudging_a_by_a_tenth_agrees_with_backward():
     def steps(a_value):
         a, b, c = Value(a_value), Value(2.0), Value(5.0)
         u = a * b
@@ -64,7 +64,7 @@ def test_seed_003_nudging_a_by_a_tenth_agrees_with_backward():
     assert a.grad == pytest.approx((J1.data - J0.data) / 0.1)
 
 
-def test_seed_003_J_matches_centred_differences():
+def test_cs549_J_matches_centred_differences():
     def J(a, b, c):
         return 2 * (a * b + c)
 
@@ -109,7 +109,7 @@ def test_cs231n_neuron_with_one_sigmoid_node_gives_the_same_gradients():
         assert a.grad == pytest.approx(b.grad, rel=1e-12)
 
 
-def test_seed_004_swapped_numbers_give_Z_minus_7_not_1():
+def test_lapenna_swapped_numbers_give_Z_minus_7_not_1():
     # The slide writes Z = (x1 w1 + x2 w2) + b = (-1 * -2 + -2 * 3) + -3 = 1.0;
     # its own arithmetic gives 2 - 6 - 3 = -7.
     x1, w1, x2, w2, b = (Value(v) for v in (-1.0, -2.0, -2.0, 3.0, -3.0))

@@ -13,8 +13,8 @@ def _check_grad(loss_fn, y_hat, y):
     return rel_error(dy, numeric)
 
 
-def test_half_sse_seed000_and_gradient(rng):
-    # seed 000: target 0, output 0.5 -> E = 1/2 (0 - 0.5)^2 = 0.125, dE/dO = 0.5
+def test_half_sse_ann_notes_and_gradient(rng):
+    # "Artificial Neural Networks from Scratch": target 0, output 0.5 -> E = 0.125, dE/dO = 0.5
     E, dO = losses.half_sse(np.array([[0.5]]), np.array([[0.0]]))
     assert E == 0.125 and dO[0, 0] == 0.5
     assert _check_grad(losses.half_sse, rng.standard_normal((4, 3)), rng.standard_normal((4, 3))) < 1e-7
@@ -51,8 +51,8 @@ def test_binary_cross_entropy_value_and_gradient(rng):
     assert _check_grad(losses.binary_cross_entropy, p, y) < 1e-7
 
 
-def test_softmax_cross_entropy_seed004_batch_losses():
-    # seed 004: the loss of an image is -log(probability given to its true class).
+def test_softmax_cross_entropy_lapenna_batch_losses():
+    # LAPENNA lecture 4: the loss of an image is -log(probability given to its true class).
     # The slide prints -log 0.7 = 0.356; the value is 0.35667, which rounds to 0.357.
     for p_true, expected, places in [(0.2, 1.61, 2), (0.7, 0.357, 3), (0.9, 0.105, 3), (1.0, 0.0, 3)]:
         logits = np.log(np.array([[p_true, 1 - p_true + 1e-300]]))

@@ -10,14 +10,14 @@ def torch_weight_to_ours(w):
     return np.asarray(w, dtype=np.float64).T.copy()
 
 
-def test_seed003_dense_4_3_maps_ones_to_11_27_43():
+def test_cs549_dense_4_3_maps_ones_to_11_27_43():
     layer = nn.Dense(4, 3)
     layer.W.data[...] = torch_weight_to_ours(np.arange(1, 13).reshape(3, 4))
     layer.b.data[...] = 1.0
     np.testing.assert_array_equal(layer(np.ones((1, 4))), [[11, 27, 43]])
 
 
-def test_seed003_layer1_backprop():
+def test_cs549_layer1_backprop():
     linear1 = nn.Dense(3, 4)
     linear1.W.data[...] = torch_weight_to_ours(np.arange(1, 13).reshape(4, 3))
     linear1.b.data[...] = 0.0
@@ -31,7 +31,7 @@ def test_seed003_layer1_backprop():
     np.testing.assert_array_equal(linear1.b.grad, [0.5] * 4)
 
 
-def test_seed003_layer2_backprop():
+def test_cs549_layer2_backprop():
     linear1 = nn.Dense(3, 4)
     linear1.W.data[...] = torch_weight_to_ours(np.arange(1, 13).reshape(4, 3))
     linear1.b.data[...] = 0.0
@@ -47,7 +47,7 @@ def test_seed003_layer2_backprop():
 
 
 def mazur_network():
-    """seed 004's two-input, two-hidden, two-output sigmoid network (mattmazur's example)."""
+    """LAPENNA lecture 4's two-input, two-hidden, two-output sigmoid network (mattmazur's example)."""
     w1, w2, w3, w4, w5, w6, w7, w8 = 0.15, 0.20, 0.25, 0.30, 0.40, 0.45, 0.50, 0.55
     model = nn.Sequential(nn.Dense(2, 2), nn.Sigmoid(), nn.Dense(2, 2), nn.Sigmoid())
     # h1 = s(w1 i1 + w2 i2 + b1), h2 = s(w3 i1 + w4 i2 + b1): column j holds unit j's weights
@@ -58,7 +58,7 @@ def mazur_network():
     return model
 
 
-def test_seed004_mazur_forward_error_and_one_sgd_step():
+def test_lapenna_mazur_forward_error_and_one_sgd_step():
     model = mazur_network()
     X, y = np.array([[0.05, 0.10]]), np.array([[0.01, 0.99]])
     out = model(X)
@@ -77,7 +77,7 @@ def test_seed004_mazur_forward_error_and_one_sgd_step():
     np.testing.assert_allclose(new, expected, rtol=0, atol=1e-8)
 
 
-def test_seed001_xnor_with_step_units():
+def test_bmb3015_xnor_with_step_units():
     hidden = nn.Dense(2, 2)
     hidden.W.data[...] = [[0.2, -0.2], [0.2, -0.2]]  # unit 1: (-0.3, 0.2, 0.2); unit 2: (0.2, -0.2, -0.2)
     hidden.b.data[...] = [-0.3, 0.2]

@@ -28,13 +28,13 @@ def test_plain_sgd():
 def test_momentum_matches_the_two_seed_conventions():
     lr, mu = 0.1, 0.9
     ours = run(optim.SGD, GRADS, lr=lr, momentum=mu)
-    # seed 004 (Goodfellow et al.): v <- a v - e g; p <- p + v
+    # LAPENNA lecture 4 (Goodfellow et al.): v <- a v - e g; p <- p + v
     p, v = np.array([1.0, -2.0]), np.zeros(2)
     for g in np.array(GRADS):
         v = mu * v - lr * g
         p = p + v
     np.testing.assert_allclose(ours, p, rtol=1e-14)
-    # seed 004 (Ruder): v <- gamma v + alpha g; p <- p - v
+    # LAPENNA lecture 4 (Ruder): v <- gamma v + alpha g; p <- p - v
     p, v = np.array([1.0, -2.0]), np.zeros(2)
     for g in np.array(GRADS):
         v = mu * v + lr * g
