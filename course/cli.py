@@ -2,10 +2,11 @@
 
     course info                  check this environment: [OK]/[FAIL] lines, each failure with a fix
     course data mnist [--dir D]  download and verify MNIST ahead of class
-    course release SOURCE_DIR OUTPUT_DIR [--check]
-                                 write the student notebooks (or check they are up to date)
+    course release SOURCE_DIR OUTPUT_DIR [--check] [--student-repo DIR [--github OWNER/NAME]]
+                                 write the student notebooks (or check they are up to date),
+                                 and a publishable student repository
     course grade SOURCE_NOTEBOOK SUBMISSION... --out DIR [--jobs N] [--timeout SECONDS]
-                 [--total-timeout SECONDS] [--memory GIB] [--no-sandbox]
+                 [--total-timeout SECONDS] [--memory GIB] [--no-sandbox] [--manual CSV]
                                  grade submissions into DIR/gradebook.csv, each kernel in
                                  a bubblewrap sandbox (--no-sandbox: without one)
 
@@ -218,7 +219,8 @@ def main(argv=None):
     grade_parser.add_argument("source", help="the solution notebook (source of tests and points)")
     grade_parser.add_argument("submissions", nargs="+", help="submitted notebooks")
     grade_parser.add_argument("--out", required=True, help="folder for gradebook.csv and feedback")
-    grade_parser.add_argument("--jobs", type=int, default=None, help="submissions graded at once")
+    grade_parser.add_argument("--jobs", type=int, default=None,
+                              help="submissions graded at once (default: the number of CPUs)")
     grade_parser.add_argument("--timeout", type=float, default=None,
                               help="seconds allowed per cell (default 300)")
     grade_parser.add_argument("--total-timeout", type=float, default=None,

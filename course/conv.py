@@ -216,7 +216,8 @@ class MaxPool2D(Module):
     several windows (stride < kernel) adds up what each sends it.
 
     Args:
-        kernel_size: k or (kh, kw). stride: step between windows (default: the kernel size).
+        kernel_size: k or (kh, kw). stride: step between windows, the same along both axes
+            (default: kh, so a k x k window moves by k; give it for a non-square kernel).
 
     Shapes: x: (N, C, H, W) -> out: (N, C, H_out, W_out), H_out = (H - kh) // stride + 1.
     """

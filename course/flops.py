@@ -137,6 +137,7 @@ def time_kernel(fn, warmup=1, repeats=5, number=None, xp=None, min_time=1e-3):
             call so that one sample lasts about ``min_time`` seconds, which keeps
             the clock's resolution and Python's overhead out of short kernels.
         xp: array module that runs ``fn`` (default: the active one), for ``sync``.
+        min_time: seconds one sample should last when ``number`` is chosen (default 1 ms).
 
     Returns:
         seconds per call (float), the median over ``repeats`` samples.
@@ -193,7 +194,9 @@ def _kernel(kernel, n, dtype, xp, rng):
 def sweep(kernel, sizes, dtype=np.float32, warmup=1, repeats=5, xp=None, seed=0):
     """Time ``kernel`` ("axpy", "gemv" or "gemm") at each size N on the active device.
 
-    Vectors are (N,) and matrices (N, N), filled with uniform random numbers.
+    Vectors are (N,) and matrices (N, N), filled with uniform random numbers drawn with
+    ``seed``, in ``dtype``, on ``xp`` (default: the active array module); ``warmup`` and
+    ``repeats`` go to ``time_kernel``.
 
     Returns:
         one dict per size with ``kernel``, ``device``, ``dtype`` (name), ``N``,

@@ -63,7 +63,7 @@ def check_gradients(model, loss_fn, X, y, h=1e-5):
     """Compare ``model``'s backward pass with finite differences for every parameter.
 
     model: a ``course.nn`` Module; loss_fn: ``(loss, dy) = loss_fn(y_hat, y)``;
-    X: (N, D) float64; y: targets as ``loss_fn`` expects them.
+    X: (N, ...) float64; y: targets as ``loss_fn`` expects them.
     Returns the largest relative error over all parameters (see the module
     docstring for what counts as good).
     """
@@ -83,7 +83,7 @@ def check_module(module, x, h=1e-5, seed=0):
     """Check a module's backward (dx and every parameter's grad) with finite differences.
 
     Uses the scalar L = sum(module(x) * G) for a fixed random G, whose gradient
-    w.r.t. the output is G. x: (N, D) float64. Returns the largest relative error.
+    w.r.t. the output is G. x: (N, ...) float64. Returns the largest relative error.
     """
     xp = namespace(x)
     G = np.random.default_rng(seed).standard_normal(tuple(module(x).shape))

@@ -98,7 +98,7 @@ def _correct(y_hat, labels):
     """Number of right predictions (an array scalar).  y_hat: (N, K) or (N, 1); labels: (N,) or (N, 1)."""
     xp = namespace(y_hat)
     if y_hat.shape[1] == 1:
-        return xp.count_nonzero((y_hat > 0.5) == (labels > 0.5))
+        return xp.count_nonzero((y_hat[:, 0] > 0.5) == (xp.reshape(labels, (-1,)) > 0.5))
     return xp.count_nonzero(xp.argmax(y_hat, axis=1) == labels)
 
 
@@ -113,7 +113,7 @@ def accuracy(y_hat, y):
 
     y_hat: (N, K) scores or probabilities; y: (N,) class ids or (N, K) one-hot,
     compared by argmax. For one output, y_hat: (N, 1) probabilities and
-    y: (N, 1) of 0/1, a prediction is y_hat > 0.5.
+    y: (N, 1) or (N,) of 0/1, a prediction is y_hat > 0.5.
     """
     return int(_correct(y_hat, _labels(y))) / y_hat.shape[0]
 

@@ -87,6 +87,8 @@ def test_accuracy_kinds():
     assert train.accuracy(np.array([[0.1, 0.9], [0.8, 0.2]]), np.array([1, 1])) == 0.5
     assert train.accuracy(np.array([[0.1, 0.9], [0.8, 0.2]]), np.array([[0, 1], [1, 0]])) == 1.0
     assert train.accuracy(np.array([[0.7], [0.2], [0.6]]), np.array([[1.0], [0.0], [0.0]])) == 2 / 3
+    # one output against labels of shape (N,): compared row by row, not broadcast to (N, N)
+    assert train.accuracy(np.array([[0.9], [0.1], [0.2]]), np.array([1, 0, 1])) == 2 / 3
 
 
 def test_no_accuracy_for_regression():
