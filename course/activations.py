@@ -145,9 +145,10 @@ def _below_max(z, axis):
 
 
 def softmax(z, axis=-1):
-    """Softmax along ``axis``: exp(z_k) / sum_j exp(z_j).  z: (N, K) -> (N, K), rows sum to 1.
+    """Softmax along ``axis``: exp(z_k) / sum_j exp(z_j).  z: any shape -> same shape.
 
-    The row maximum m is subtracted first: softmax(z) = softmax(z - m), and every
+    For scores z: (N, K) and the default axis, each row sums to 1. The maximum m
+    along ``axis`` is subtracted first: softmax(z) = softmax(z - m), and every
     exponent z - m is <= 0, so nothing overflows. The difference is taken by
     ``_below_max``, so that even scores like [1e308, -1e308, 0] give [1, 0, 0]
     with no warning.
@@ -158,7 +159,7 @@ def softmax(z, axis=-1):
 
 
 def log_softmax(z, axis=-1):
-    """log(softmax(z)) along ``axis``, without taking the log of a rounded 0.  z: (N, K) -> (N, K).
+    """log(softmax(z)) along ``axis``, without taking the log of a rounded 0.  z: any shape -> same.
 
     log softmax(z)_k = (z_k - m) - log(sum_j exp(z_j - m)) with m the maximum, so
     it is finite (not log 0 = -inf) even where softmax rounds to 0: z = [1e4, 0]
@@ -171,9 +172,9 @@ def log_softmax(z, axis=-1):
 
 
 def softmax_backward(s, dout, axis=-1):
-    """Backprop through softmax given its output.  s, dout: (N, K) -> dz: (N, K).
+    """Backprop through softmax along ``axis`` given its output.  s, dout: any shape -> dz: same.
 
-    The Jacobian is diag(s) - s s^T, so dz = s * (dout - sum(dout * s)).
+    The Jacobian is diag(s) - s s^T, so dz = s * (dout - sum(dout * s)), the sum along ``axis``.
     """
     xp = namespace(s)
     return s * (dout - xp.sum(dout * s, axis=axis, keepdims=True))

@@ -64,6 +64,20 @@ def test_softmax_backward_matches_finite_differences(rng):
     assert rel_error(A.softmax_backward(A.softmax(z), dout), numeric) < 1e-7
 
 
+@pytest.mark.parametrize("shape, axis", [((4, 3), 0), ((2, 4, 3), 1), ((3, 4, 2), -3)])
+def test_softmax_backward_along_a_non_last_axis_matches_finite_differences(shape, axis, rng):
+    """softmax_backward(s, dout, axis) is the gradient of sum(softmax(z, axis) * dout) along that axis."""
+    z = rng.standard_normal(shape)
+    dout = rng.standard_normal(shape)
+    s = A.softmax(z, axis=axis)
+    np.testing.assert_allclose(s.sum(axis=axis), 1.0, rtol=1e-14)
+    numeric = numerical_gradient(lambda: np.sum(A.softmax(z, axis=axis) * dout), z)
+    analytic = A.softmax_backward(s, dout, axis=axis)
+    assert analytic.shape == shape
+    assert rel_error(analytic, numeric) < 1e-7
+    assert rel_error(A.softmax_backward(s, dout), numeric) > 1e-2  # the axis matters here
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("g", [A.sigmoid, A.tanh, A.relu, A.leaky_relu, A.softmax, A.step,
                                A.sigmoid_derivative, A.tanh_derivative, A.relu_derivative,

@@ -31,17 +31,21 @@ def test_gpu_without_gpu_says_how_to_get_one(capsys, no_gpu):
 
 def test_gpu_forward_backward_step_match_cpu(cupy):
     X, y = np.random.default_rng(0).standard_normal((6, 4)), np.array([0, 1, 2, 0, 1, 2])
-    grads = []
+    results = []
     for device in ("cpu", "gpu"):
         backend.use(device)
         model = nn.mlp([4, 5, 3], rng=0)
-        _, dy = losses.softmax_cross_entropy(model(backend.asarray(X)), backend.asarray(y))
+        out = model(backend.asarray(X))
+        _, dy = losses.softmax_cross_entropy(out, backend.asarray(y))
         model.backward(dy)
+        record = [backend.to_numpy(out), backend.to_numpy(dy)]
+        record += [backend.to_numpy(p.grad) for p in model.parameters()]
         optim.Adam(model.parameters()).step()
-        grads.append([backend.to_numpy(p.data) for p in model.parameters()])
+        record += [backend.to_numpy(p.data) for p in model.parameters()]
+        results.append(record)
     assert type(model[0].W.data).__module__.startswith("cupy")
-    for a, b in zip(*grads):
-        np.testing.assert_allclose(b, a, rtol=1e-10)
+    for a, b in zip(*results):  # the output, dy, every gradient, every parameter after the step
+        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-13)
 
 
 def test_library_runs_on_array_api_strict(xps):

@@ -1,4 +1,6 @@
 """Tests for course.cli, the ``course`` command."""
+import os
+import shutil
 import subprocess
 import sys
 
@@ -22,8 +24,10 @@ def test_info_prints_ok_or_fail_lines_with_fixes(capsys):
 
 
 def test_console_script_is_installed():
-    out = subprocess.run([sys.executable, "-m", "course.cli", "info"], capture_output=True,
-                         text=True, check=False)
+    """The ``course`` command that the install puts next to this Python runs ``course info``."""
+    script = shutil.which("course", path=os.path.dirname(sys.executable)) or shutil.which("course")
+    assert script, "no `course` command: the package's console script is not installed"
+    out = subprocess.run([script, "info"], capture_output=True, text=True, check=False)
     assert out.returncode == 0 and "[OK] Python" in out.stdout
 
 

@@ -55,8 +55,43 @@ def test_conv2d_forward_and_all_gradients_match_torch(case, rng, torch):
     np.testing.assert_allclose(layer.b.grad, bt.grad.numpy(), rtol=0, atol=1e-10)
 
 
-@pytest.mark.parametrize("case", CONV_CASES[:5], ids=conv_ids)
+def naive_conv2d(images, W, b, stride, padding):
+    """out[n, f, y, x] = b[f] + sum(W[f] * window of the zero-padded images), by explicit loops.
+
+    Cross-correlation, as PyTorch's conv2d: the kernel is not flipped. The windows are counted
+    directly (every top-left corner from which the kernel fits), not from the output-size formula.
+    """
+    N, C, H, Wd = images.shape
+    F, _, kh, kw = W.shape
+    padded = np.zeros((N, C, H + 2 * padding, Wd + 2 * padding))
+    padded[:, :, padding:padding + H, padding:padding + Wd] = images
+    tops = range(0, padded.shape[2] - kh + 1, stride)
+    lefts = range(0, padded.shape[3] - kw + 1, stride)
+    out = np.empty((N, F, len(tops), len(lefts)))
+    for n in range(N):
+        for f in range(F):
+            for y, top in enumerate(tops):
+                for x, left in enumerate(lefts):
+                    window = padded[n, :, top:top + kh, left:left + kw]
+                    out[n, f, y, x] = b[f] + np.sum(W[f] * window)
+    return out
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=conv_ids)
+def test_conv2d_forward_matches_a_naive_loop_reference(case, rng):
+    """Conv2D's forward equals explicit loops over n, f, y, x (cross-correlation), without torch."""
+    C, F, k, s, p, (N, H, W) = case
+    layer = with_bias(Conv2D(C, F, k, stride=s, padding=p, rng=0), rng)
+    x = rng.standard_normal((N, C, H, W))
+    expected = naive_conv2d(x, layer.W.data, layer.b.data, s, p)
+    out = layer(x)
+    assert out.shape == expected.shape
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=conv_ids)
 def test_conv2d_backward_passes_the_gradient_check(case, rng):
+    """dx, dW and db of Conv2D equal centred finite differences, for every case of CONV_CASES."""
     C, F, k, s, p, (N, H, W) = case
     layer = with_bias(Conv2D(C, F, k, stride=s, padding=p, rng=1), rng)
     assert check_module(layer, rng.standard_normal((N, C, H, W))) < 1e-8
@@ -152,6 +187,26 @@ def distinct(rng, shape):
                                                    ((2, 3), 1, (1, 2, 5, 6))])
 def test_maxpool_passes_the_gradient_check(kernel, stride, shape, rng):
     assert check_module(MaxPool2D(kernel, stride), distinct(rng, shape)) < 1e-8
+
+
+@pytest.mark.parametrize("kernel, stride, shape", [(2, 2, (2, 2, 5, 5)), (3, 2, (2, 2, 6, 6)),
+                                                   ((2, 3), 2, (1, 2, 5, 8))])
+def test_maxpool_with_an_uncovered_border_passes_the_gradient_check(kernel, stride, shape, rng):
+    """MaxPool2D's backward equals finite differences, and is 0 on the border no window covers."""
+    layer = MaxPool2D(kernel, stride)
+    x = distinct(rng, shape)
+    kh, kw = layer.kernel_size
+    H_out, W_out = (shape[2] - kh) // stride + 1, (shape[3] - kw) // stride + 1
+    end_row, end_col = stride * (H_out - 1) + kh, stride * (W_out - 1) + kw  # first row, column outside
+    assert end_row < shape[2] and end_col < shape[3]  # the case really leaves a border
+    assert check_module(layer, x) < 1e-8
+    out = layer(x)
+    assert out.shape == (*shape[:2], H_out, W_out)
+    last_window = x[:, :, end_row - kh:end_row, end_col - kw:end_col]
+    np.testing.assert_array_equal(out[:, :, -1, -1], last_window.max(axis=(2, 3)))
+    dx = layer.backward(rng.standard_normal(out.shape))
+    assert not dx[:, :, end_row:, :].any() and not dx[:, :, :, end_col:].any()
+    assert np.count_nonzero(dx) > 0
 
 
 @pytest.mark.parametrize("kernel, stride, shape", [(2, None, (2, 3, 4, 6)), (3, 2, (2, 2, 7, 7)),

@@ -231,9 +231,10 @@ def test_no_report_shows_a_line_of_a_hidden_test(batch):
 
 def test_nothing_written_late_or_forged_reaches_the_reports(batch):
     _, out, results, _ = batch
-    assert "LATE-WRITE" not in (out / "gradebook.csv").read_text()
-    feedback = out / "feedback" / f"{results['solution'].name}.md"
-    assert "LATE-WRITE" not in feedback.read_text()
+    if "late_writer" in results:  # the machine-level attacks run only where the sandbox does
+        assert "LATE-WRITE" not in (out / "gradebook.csv").read_text()
+        feedback = out / "feedback" / f"{results['solution'].name}.md"
+        assert "LATE-WRITE" not in feedback.read_text()
     forged = (out / "feedback" / "forged_report.md").read_text()
     assert [line for line in forged.splitlines() if line.startswith("**Score")] == [
         "**Score: 0 / 13**"]

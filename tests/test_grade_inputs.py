@@ -5,6 +5,7 @@ A submission is read only when it is a regular file under the size limit
 does not depend on the order of the arguments (``course.grading._plan.name_submissions``).
 Only the last test starts a kernel.
 """
+import asyncio
 import json
 import os
 import socket
@@ -254,8 +255,33 @@ def test_a_batch_with_a_fifo_and_a_symlink_grades_the_good_one(tmp_path):
         "pipe,0,0,1,", "good_copy,0,0,1,", "good,1,1,1,", "odd,0,0,1,"]
 
 
-def test_a_cached_reference_run_is_keyed_by_the_library_too():
+def test_a_cached_reference_run_is_keyed_by_the_library_too(monkeypatch):
     first = grade._library_hash()
     assert len(first) == 64 and grade._library_hash() is first  # computed once per process
     grade._library_hash.cache_clear()
     assert grade._library_hash() == first  # the same code, the same key
+
+    class Step:
+        kind, source = "test", "check('x', 1, 1)"
+
+    class Assignment:
+        def reference_plan(self):
+            return [Step()]
+
+    runs = []
+
+    async def fake_run_plan(steps, limits):
+        runs.append(steps)
+
+    monkeypatch.setattr(grade, "run_plan", fake_run_plan)
+    monkeypatch.setattr(grade, "_records", lambda assignment, steps, plan: {("x",): len(runs)})
+    monkeypatch.setattr(grade, "_REFERENCES", {})
+    limits = type("Limits", (), {"sandbox": False, "memory_limit": 1})()
+
+    def reference(library):
+        monkeypatch.setattr(grade, "_library_hash", lambda: library)
+        return asyncio.run(grade._reference(Assignment(), limits, asyncio.Semaphore(1)))
+
+    assert reference("code A") == {("x",): 1}
+    assert reference("code A") == {("x",): 1} and len(runs) == 1  # the same library: reused
+    assert reference("code B") == {("x",): 2} and len(runs) == 2  # another library: run again

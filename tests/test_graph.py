@@ -421,6 +421,51 @@ def test_zero_grad_resets_every_parameter():
     assert all(p.grad == 0.0 for p in model.parameters())
 
 
+def mlp_loss(model, X, Y):
+    """Half the summed squared error of ``model`` on inputs ``X`` and targets ``Y`` (a Value)."""
+    total = Value(0.0)
+    for x, y in zip(X, Y):
+        out = model(x)
+        outs = out if isinstance(out, list) else [out]
+        total = total + sum((o - t) ** 2 for o, t in zip(outs, y))
+    return 0.5 * total
+
+
+@pytest.mark.parametrize("sizes, activation, out_activation", [
+    ([3, 4, 3, 2], "tanh", "linear"),
+    ([3, 5, 1], "sigmoid", "linear"),
+    ([2, 4, 4, 2], "tanh", "sigmoid"),
+], ids=["3-4-3-2-tanh-linear", "3-5-1-sigmoid-linear", "2-4-4-2-tanh-sigmoid"])
+def test_mlp_parameter_gradients_match_centred_differences(sizes, activation, out_activation):
+    """backward() gives every MLP parameter d(loss)/d(p.data) as centred differences do."""
+    rng = np.random.default_rng(3)
+    model = MLP(sizes, activation=activation, out_activation=out_activation, rng=1)
+    for p in model.parameters():  # biases start at 0: make them generic too
+        p.data = float(rng.uniform(-1, 1))
+    X = rng.standard_normal((4, sizes[0])).tolist()
+    Y = rng.standard_normal((4, sizes[-1])).tolist()
+    loss = mlp_loss(model, X, Y)
+    model.zero_grad()
+    loss.backward()
+    params = model.parameters()
+    assert len(params) == sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
+    analytic = np.array([p.grad for p in params])
+    numeric = np.empty(len(params))
+    h = 1e-5
+    for i, p in enumerate(params):
+        old = p.data
+        p.data = old + h
+        plus = mlp_loss(model, X, Y).data
+        p.data = old - h
+        minus = mlp_loss(model, X, Y).data
+        p.data = old
+        numeric[i] = (plus - minus) / (2 * h)
+    assert mlp_loss(model, X, Y).data == loss.data  # every parameter was restored
+    assert np.all(analytic != 0.0)
+    assert gradcheck.rel_error(analytic, numeric) < 1e-8
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-9)
+
+
 def test_mlp_learns_xor():
     X = [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]
     y = [0.0, 1.0, 1.0, 0.0]

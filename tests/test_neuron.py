@@ -46,5 +46,5 @@ def test_bad_input_is_named():
         p.fit(TWO, [0, 2, 1, 0])
     with pytest.raises(ValueError, match="4 rows but y has 3"):
         p.fit(TWO, [0, 1, 1])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="learning rate must be > 0, got 0"):
         Perceptron(2, lr=0)

@@ -67,6 +67,20 @@ def test_adam_by_hand():
     np.testing.assert_allclose(run(optim.Adam, GRADS, lr=lr, betas=(b1, b2), eps=eps), p, rtol=1e-12)
 
 
+def test_adam_weight_decay_by_hand():
+    """L2 weight decay as PyTorch's Adam adds it: g + wd * p, before the moments."""
+    lr, b1, b2, eps, wd = 0.01, 0.9, 0.99, 1e-8, 0.1
+    p, m, v = np.array([1.0, -2.0]), np.zeros(2), np.zeros(2)
+    for t, g in enumerate(np.array(GRADS), start=1):
+        g = g + wd * p
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        p = p - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+    ours = run(optim.Adam, GRADS, lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd)
+    np.testing.assert_allclose(ours, p, rtol=1e-12)
+    assert not np.allclose(ours, run(optim.Adam, GRADS, lr=lr, betas=(b1, b2), eps=eps))
+
+
 def test_nadam_by_hand():
     lr, b1, b2, eps = 0.01, 0.9, 0.999, 1e-8
     p, m, v = np.array([1.0, -2.0]), np.zeros(2), np.zeros(2)
@@ -95,21 +109,21 @@ def test_matches_torch_optim(kwargs, opt_name, torch):
     np.testing.assert_allclose(ours, t.detach().numpy(), rtol=1e-12)
 
 
-@pytest.mark.parametrize("make", [
-    lambda p: optim.SGD(p, lr=-0.1),
-    lambda p: optim.SGD(p, lr=float("nan")),
-    lambda p: optim.SGD(p, lr=0.1, momentum=1.5),
-    lambda p: optim.SGD(p, lr=0.1, momentum=-0.1),
-    lambda p: optim.SGD(p, lr=0.1, nesterov=True),
-    lambda p: optim.SGD(p, lr=0.1, weight_decay=-1),
-    lambda p: optim.Adam(p, lr=-1),
-    lambda p: optim.Adam(p, betas=(0.9, 1.0)),
-    lambda p: optim.Adam(p, betas=(0.9,)),
-    lambda p: optim.Adam(p, eps=-1e-8),
-    lambda p: optim.SGD([], lr=0.1),
+@pytest.mark.parametrize("make, message", [
+    (lambda p: optim.SGD(p, lr=-0.1), "invalid learning rate lr: -0.1"),
+    (lambda p: optim.SGD(p, lr=float("nan")), "invalid learning rate lr: nan"),
+    (lambda p: optim.SGD(p, lr=0.1, momentum=1.5), "invalid momentum: 1.5"),
+    (lambda p: optim.SGD(p, lr=0.1, momentum=-0.1), "invalid momentum: -0.1"),
+    (lambda p: optim.SGD(p, lr=0.1, nesterov=True), "Nesterov momentum needs momentum > 0"),
+    (lambda p: optim.SGD(p, lr=0.1, weight_decay=-1), "invalid weight_decay: -1"),
+    (lambda p: optim.Adam(p, lr=-1), "invalid learning rate lr: -1"),
+    (lambda p: optim.Adam(p, betas=(0.9, 1.0)), "invalid beta2: 1.0"),
+    (lambda p: optim.Adam(p, betas=(0.9,)), r"betas must be a pair \(beta1, beta2\)"),
+    (lambda p: optim.Adam(p, eps=-1e-8), "invalid eps: -1e-08"),
+    (lambda p: optim.SGD([], lr=0.1), "empty parameter list"),
 ])
-def test_invalid_hyperparameters_raise_value_error(make):
-    with pytest.raises(ValueError):
+def test_invalid_hyperparameters_raise_value_error(make, message):
+    with pytest.raises(ValueError, match=message):
         make([make_param([1.0])])
 
 

@@ -109,6 +109,7 @@ def test_changing_lr_or_optimizer_retrains_and_keeps_earlier_runs_in_grey():
     lines = box.figure.axes[0].lines
     assert [line.get_label() for line in lines] == ["SGD, lr=0.5", "Adam, lr=0.5"]
     np.testing.assert_allclose(lines[0].get_ydata(), first)  # the earlier run, unchanged
+    assert lines[0].get_color() == "0.75" and lines[1].get_color() != "0.75"  # earlier in grey
     assert not np.allclose(lines[1].get_ydata(), first)
     assert _png(box) != png
     box.controls["lr"].value = 0.01
