@@ -3,7 +3,7 @@ its gradient with respect to the prediction, an array shaped like the prediction
 
 | loss | formula | reduction |
 | --- | --- | --- |
-| ``half_sse(y_hat, y)`` | 1/2 sum (y_hat - y)^2 | summed (E of lessons 02-05)   |
+| ``half_sse(y_hat, y)`` | 1/2 sum (y_hat - y)^2 | summed (E of lessons 02-05) |
 | ``mse(y_hat, y)`` | mean (y_hat - y)^2 | mean over all entries |
 | ``binary_cross_entropy(p, y)`` | -[y log p + (1 - y) log(1 - p)] | mean over the batch |
 | ``softmax_cross_entropy(logits, labels)`` | -log softmax(logits)[label] | mean over the batch |
