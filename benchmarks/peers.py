@@ -6,8 +6,9 @@
    so that each sees the same machine load; ``compare`` reports the median
    seconds per epoch and the test accuracy after the last epoch.
 2. Higham & Higham (2019): the 2-2-3-2 sigmoid network on ten points,
-   per-sample SGD with eta = 0.05 for 10^6 steps (148.6 s in MATLAB per the
-   seed), with ``course.train.fit``, with a plain NumPy loop and with PyTorch.
+   per-sample SGD with eta = 0.05 for 10^6 steps (148.6 s for one run of
+   netbpfull.m in MATLAB, in Bueler's MATH 692 notes), with ``course.train.fit``,
+   with a plain NumPy loop and with PyTorch.
 
 PyTorch and scikit-learn are optional (``pip install -e ".[bench]"``); a peer
 that is not installed is left out of the table.
