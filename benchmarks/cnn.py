@@ -2,14 +2,17 @@
 
 conv(1->16, 3x3, pad 1), ReLU, max-pool 2, conv(16->32, 3x3, pad 1), ReLU, max-pool 2,
 flatten, dense(1568->10); softmax cross-entropy, Adam (lr 1e-3), batches of 128, float32.
-``course`` runs with NumPy's BLAS on 2 threads, PyTorch (CPU) with 2 threads; the two take
+``course`` runs with NumPy's BLAS on 2 threads, PyTorch (CPU) with 2 threads (``--threads``); the two take
 turns epoch by epoch (``--rounds``), so each sees the same machine load. The table gives the
 median seconds per epoch, the ratio, and the share of ``course``'s epoch spent in its matrix
 products: the same GEMMs (per batch: forward ``W @ cols`` of each convolution and the dense
 layer, backward ``(cols @ dout.T).T`` and ``W.T @ dout`` of each, no input gradient for the first
 layer), timed alone on arrays of the same shapes.
 
-    COURSE_DATA_DIR=../shared/data/mnist python benchmarks/cnn.py [--rounds 2] [--n 60000]
+    COURSE_DATA_DIR=../shared/data/mnist python benchmarks/cnn.py [--rounds 2] [--n 60000] [--threads 2]
+
+``--threads 1`` compares the two on one core each: NumPy runs every elementwise operation
+on one thread whatever the setting, while PyTorch's kernels use every thread it is given.
 """
 import argparse
 import statistics
@@ -41,10 +44,10 @@ def course_epoch(X, y):
                                   batch_size=BATCH, progress=False, seed=seed, metrics=())
 
 
-def torch_epoch(X, y):
+def torch_epoch(X, y, threads=THREADS):
     import torch
 
-    torch.set_num_threads(THREADS)
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
     t = torch.nn
     model = t.Sequential(t.Conv2d(1, 16, 3, padding=1), t.ReLU(), t.MaxPool2d(2),
@@ -82,17 +85,19 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2, help="epochs of each (default 2)")
     parser.add_argument("--n", type=int, default=60_000, help="training images (default 60000)")
+    parser.add_argument("--threads", type=int, default=THREADS,
+                        help=f"BLAS and PyTorch threads (default {THREADS})")
     args = parser.parse_args(argv)
     (X_raw, y_raw), _ = data.load_mnist()
     X, y = data.prepare(X_raw[:args.n], y_raw[:args.n])
     X = X.reshape(-1, 1, 28, 28)
     peers = {"course": course_epoch(X, y)}
     try:
-        peers["PyTorch"] = torch_epoch(X, y.astype(np.int64))
+        peers["PyTorch"] = torch_epoch(X, y.astype(np.int64), args.threads)
     except ImportError:
         print("PyTorch is not installed: pip install -e '.[bench]'", file=sys.stderr)
     seconds = {name: [] for name in peers}
-    with threadpool_limits(THREADS):
+    with threadpool_limits(args.threads):
         for seed in range(args.rounds):
             for name, epoch in peers.items():
                 start = time.perf_counter()
@@ -101,7 +106,7 @@ def main(argv=None):
                 print(f"epoch {seed + 1}, {name}: {seconds[name][-1]:.1f} s", file=sys.stderr)
         gemm = gemm_seconds(len(X))
     ours = statistics.median(seconds["course"])
-    print(f"{len(X):,} images, batch {BATCH}, float32, {THREADS} threads, "
+    print(f"{len(X):,} images, batch {BATCH}, float32, {args.threads} thread(s), "
           f"median of {args.rounds} alternating epochs")
     print("| peer | seconds per epoch | ratio to PyTorch |\n|---|---|---|")
     for name, values in seconds.items():
