@@ -81,3 +81,26 @@ def test_info_flags_a_missing_kernel(capsys, monkeypatch):
     assert cli.main(["info"]) == 1
     out = capsys.readouterr().out
     assert "[FAIL] Jupyter kernel: no 'python3' kernel" in out and "ipykernel install" in out
+
+
+def test_info_finds_two_mpi_ranks_every_time(capsys):
+    """Both ranks used to print at once, and mpiexec could interleave their lines into "22":
+    about one run in three was reported as MPI failing on a machine where it works."""
+    pytest.importorskip("mpi4py", reason="the MPI check needs mpi4py (pip install -e '.[mpi]')")
+    if shutil.which("mpiexec", path=os.pathsep.join([os.path.dirname(sys.executable),
+                                                     os.environ.get("PATH", "")])) is None:
+        pytest.skip("no mpiexec next to this Python or on PATH (pip install -e '.[mpi]')")
+    for _ in range(10):
+        assert cli._mpi(), capsys.readouterr().out
+    assert capsys.readouterr().out.count("[OK] MPI: mpi4py") == 10
+
+
+def test_info_says_what_the_mpi_ranks_printed(capsys, monkeypatch):
+    pytest.importorskip("mpi4py", reason="the MPI check needs mpi4py (pip install -e '.[mpi]')")
+    monkeypatch.setattr(shutil, "which", lambda *args, **kwargs: "/usr/bin/mpiexec")
+    monkeypatch.setattr(subprocess, "run", lambda *args, **kwargs: subprocess.CompletedProcess(
+        args, 0, stdout="1\n", stderr=""))
+    assert not cli._mpi()
+    out = capsys.readouterr().out
+    assert "[FAIL] MPI: two ranks could not talk (exit status 0, printed '1' instead of '2')" in out
+    assert "fix: pip install" in out
