@@ -10,6 +10,7 @@ per idiom (an array, a scalar, a helper from a source cell, a course function an
 builtin on the expected side, a hidden input), each exposed to its own kind of tampering.
 ``tests/test_grade_attacks.py`` attacks a real lesson.
 """
+import collections
 import copy
 import csv
 import json
@@ -23,7 +24,7 @@ import pytest
 from nbclient import NotebookClient
 
 from course import cli
-from course.grading import grade, markup, release, report
+from course.grading import _plan, _values, grade, markup, release, report
 
 SOLUTIONS = Path(__file__).resolve().parent.parent / "solutions"
 HIDDEN_TEXT = ("HIDDEN-RELU-MESSAGE", "HIDDEN-HELPER-MESSAGE", "-4.0, -5.0", "value, 8")
@@ -387,6 +388,45 @@ def test_an_answer_that_uses_a_forbidden_library_name_scores_zero_on_its_tests(t
         assert any("uses course.activations.relu" in note for note in shortcut.notes)
         assert all("write yourself" in cell.message for cell in shortcut.cells
                    if cell.grade_id in RELU_TESTS)
+
+
+FLOPS_USES = [  # (an answer, whether it uses the module course.flops)
+    ("def count(x):\n    flops = 2 * x\n    return flops", False),
+    ("flops = 0\nfor n in range(3):\n    flops += n", False),
+    ("def count(flops):\n    return flops.sum()", False),
+    ("def count(xs):\n    return [flops * 2 for flops in xs]", False),
+    ("try:\n    pass\nexcept ValueError as flops:\n    print(flops)", False),
+    ("count = lambda flops: flops + 1", False),
+    ("def count(n):\n    return flops.gemm_flops(n, n, n)", True),
+    # a variable of the same name elsewhere does not hide a use of the module
+    ("def other():\n    flops = 1\n    return flops\n\n\ndef count(n):\n    return flops.gemm_flops(n, n, n)",
+     True),
+    ("class Counter:\n    flops = 3\n\n    def count(self, n):\n        return flops.gemm_flops(n, n, n)",
+     True),  # a method does not see its class's names
+    ("def count(n):\n    return course.flops.gemm_flops(n, n, n)", True),
+    ("def count(n):\n    from course.flops import gemm_flops as g\n    return g(n, n, n)", True),
+]
+
+
+@pytest.mark.parametrize("answer, uses", FLOPS_USES)
+def test_a_students_own_variable_named_like_a_forbidden_module_is_not_a_use(answer, uses):
+    assignment = grade.Assignment("lesson.ipynb", [], [], {}, {}, {}, [],
+                                  forbidden={"ex": ["course.flops"]},
+                                  aliases={"flops": "course.flops", "course": "course", "np": "numpy"})
+    assert _plan.shortcuts(assignment, {"ex": answer}) == ({"ex": ["course.flops"]} if uses else {})
+
+
+def test_a_namedtuple_or_a_dict_subclass_is_sent_as_the_plain_container_it_is():
+    pair = collections.namedtuple("Verdict", "stop best_epoch")(True, 3)
+    sent = _values.decode(json.loads(json.dumps(_values.encode(pair))))
+    assert sent == (True, 3) and type(sent) is tuple
+    assert _values.decode(_values.encode(collections.OrderedDict(a=[1.5]))) == {"a": [1.5]}
+
+    class Odd(tuple):  # what is sent is the tuple's items, not what an override says
+        def __iter__(self):
+            return iter([0.0, 0.0])
+
+    assert _values.decode(_values.encode(Odd([4.0]))) == (4.0,)
 
 
 def test_forbidden_names_must_be_a_list_of_names(tmp_path):

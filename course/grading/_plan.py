@@ -352,17 +352,59 @@ def _imports(tree):
     return bound
 
 
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.ListComp,
+           ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+def _bound(scope):
+    """The names a scope (a cell, function, class or comprehension) binds itself other than by an
+    import: assignments, loop, ``with`` and ``except`` targets, arguments, the functions and
+    classes it defines. A student's ``flops = 0`` or ``losses = []`` is theirs, not the module."""
+    arguments = scope.args if isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) \
+        else None
+    names = {a.arg for a in ast.walk(arguments) if isinstance(a, ast.arg)} if arguments else set()
+    todo = list(ast.iter_child_nodes(scope))
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            names.add(node.id)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            names.add(node.name)
+        if not isinstance(node, _SCOPES):
+            todo.extend(ast.iter_child_nodes(node))
+    return names
+
+
 def _references(tree, aliases):
-    """The dotted paths a cell refers to: imported modules and the attributes read from them."""
+    """The dotted paths a cell refers to: imported modules and the attributes read from them.
+
+    A name counts only where it means the import: not where the cell, or the function,
+    class or comprehension around it, binds that name itself (a class's names are not seen
+    from its methods, as in Python).
+    """
     paths = set(_imports(tree).values())
-    for node in ast.walk(tree):
-        chain = []
-        while isinstance(node, ast.Attribute):
-            chain.append(node.attr)
-            node = node.value
-        if isinstance(node, ast.Name) and node.id in aliases:
-            parts = [aliases[node.id]] + chain[::-1]
-            paths |= {".".join(parts[:n]) for n in range(1, len(parts) + 1)}
+
+    def visit(node, own):
+        if isinstance(node, ast.ClassDef):
+            inside = own | _bound(node)
+            for child in ast.iter_child_nodes(node):
+                visit(child, own if isinstance(child, _SCOPES) else inside)
+            return
+        if node is tree or isinstance(node, _SCOPES):
+            own = own | _bound(node)
+        chain, root = [], node
+        while isinstance(root, ast.Attribute):
+            chain.append(root.attr)
+            root = root.value
+        if isinstance(root, ast.Name) and root.id in aliases and root.id not in own:
+            parts = [aliases[root.id]] + chain[::-1]
+            paths.update(".".join(parts[:n]) for n in range(1, len(parts) + 1))
+        for child in ast.iter_child_nodes(node):
+            visit(child, own)
+
+    visit(tree, frozenset())
     return paths
 
 

@@ -47,14 +47,18 @@ def _encode(value, budget, depth):
         return {"float": value.hex()}
     if kind is complex:
         return {"complex": [value.real.hex(), value.imag.hex()]}
-    if kind in (list, tuple, set, frozenset):
-        items = [_encode(item, budget, depth + 1) for item in value]
-        if kind in (set, frozenset):
-            items.sort(key=repr)
-        return {kind.__name__.replace("frozenset", "set"): items}
-    if kind is dict:
+    # A container goes as its base type, read with the base type's own methods: a namedtuple
+    # is the tuple it is, an OrderedDict the dict.
+    base = next((base for base in (list, tuple, set, frozenset, dict) if isinstance(value, base)),
+                None)
+    if base is dict:
         return {"dict": [[_encode(key, budget, depth + 1), _encode(item, budget, depth + 1)]
-                         for key, item in value.items()]}
+                         for key, item in dict.items(value)]}
+    if base is not None:
+        items = [_encode(item, budget, depth + 1) for item in base.__iter__(value)]
+        if base in (set, frozenset):
+            items.sort(key=repr)
+        return {base.__name__.replace("frozenset", "set"): items}
     if kind is np.ndarray or (isinstance(value, np.generic) and kind.__module__ == "numpy"):
         array = np.asarray(value)
         if array.dtype.kind not in _NUMERIC_KINDS or array.dtype.fields is not None:
