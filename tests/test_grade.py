@@ -377,13 +377,20 @@ def test_an_answer_that_uses_a_forbidden_library_name_scores_zero_on_its_tests(t
     paths = []
     for name, answer in [("own", CORRECT), ("library", "def relu(x):\n    return activations.relu(x)"),
                          ("aliased", "from course.activations import relu as r\n\ndef relu(x):\n"
-                                     "    return r(x)")]:
+                                     "    return r(x)"),
+                         ("wrapped", "def relu(x):\n    return positive(x)")]:
+        nb = submission(answer)
+        if name == "wrapped":  # the library call sits in a helper, in a cell the student added
+            at = next(i for i, cell in enumerate(nb.cells)
+                      if cell.metadata.get("nbgrader", {}).get("grade_id") == "ex_relu")
+            nb.cells.insert(at, nbformat.v4.new_code_cell(
+                "def positive(x):\n    return activations.relu(x)"))
         paths.append(tmp_path / f"{name}.ipynb")
-        nbformat.write(submission(answer), paths[-1])
+        nbformat.write(nb, paths[-1])
     gradebook = grade.grade_submissions(tmp_path / "source.ipynb", paths, jobs=2, timeout=30)
-    own, library, aliased = gradebook.submissions
+    own, library, aliased, wrapped = gradebook.submissions
     assert own.score == AUTO_POINTS
-    for shortcut in (library, aliased):
+    for shortcut in (library, aliased, wrapped):
         assert relu_points(gradebook, shortcut.name) == 0 and shortcut.score == 2
         assert any("uses course.activations.relu" in note for note in shortcut.notes)
         assert all("write yourself" in cell.message for cell in shortcut.cells
@@ -414,6 +421,29 @@ def test_a_students_own_variable_named_like_a_forbidden_module_is_not_a_use(answ
                                   forbidden={"ex": ["course.flops"]},
                                   aliases={"flops": "course.flops", "course": "course", "np": "numpy"})
     assert _plan.shortcuts(assignment, {"ex": answer}) == ({"ex": ["course.flops"]} if uses else {})
+
+
+HELPER = "def helper(n):\n    return flops.gemm_flops(n, n, n)\n"
+
+
+@pytest.mark.parametrize("answers, extra, uses", [
+    # a helper in a cell the student added, called by the answer
+    ({"ex": "def count(n):\n    return helper(n)"}, [HELPER], True),
+    # ... through another helper, importing the library under another name
+    ({"ex": "def count(n):\n    return outer(n)"},
+     ["from course import flops as f\n\ndef inner(n):\n    return f.gemm_flops(n, n, n)",
+      "def outer(n):\n    return inner(n)"], True),
+    # a helper in another exercise's answer, where the library is allowed
+    ({"ex": "def count(n):\n    return helper(n)", "other": HELPER}, [], True),
+    # the library used in a cell that the answer does not call: comparing a finished answer
+    ({"ex": "def count(n):\n    return 2 * n ** 3"},
+     ["print(count(4) == flops.gemm_flops(4, 4, 4))", HELPER], False),
+])
+def test_a_forbidden_name_inside_the_students_own_helper_counts(answers, extra, uses):
+    assignment = grade.Assignment("lesson.ipynb", [], [], {}, {}, {}, [],
+                                  forbidden={"ex": ["course.flops"]},
+                                  aliases={"flops": "course.flops", "np": "numpy"})
+    assert _plan.shortcuts(assignment, answers, extra) == ({"ex": ["course.flops"]} if uses else {})
 
 
 def test_a_namedtuple_or_a_dict_subclass_is_sent_as_the_plain_container_it_is():

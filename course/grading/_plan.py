@@ -319,18 +319,34 @@ def _drop_reference_only(tree, elsewhere, modules):
 
 # --- shortcuts: library names an exercise forbids ---------------------------------------
 
-def shortcuts(assignment, answers):
+def shortcuts(assignment, answers, extra=()):
     """``{answer grade_id: sorted forbidden names it uses}``, for the answers that use any.
 
     A static reading of the answer's code (what its names and attribute chains refer to,
-    through the notebook's imports and its own): a teaching aid, not a security boundary.
+    through the notebook's imports and the student's own). A function or class that the answer
+    uses and that the student defined elsewhere, in another answer or in one of the cells
+    ``extra`` they added, is read as part of the answer, so wrapping a forbidden function in a
+    helper does not hide it. Code the answer does not call (a cell comparing a finished answer
+    with the library, say) does not count.
     """
+    trees = [tree for tree in map(_parse, [*answers.values(), *extra]) if tree is not None]
+    aliases = dict(assignment.aliases or {})
+    for tree in trees:
+        aliases.update(_imports(tree))
+    defined = {node.name: node for tree in trees for node in tree.body
+               if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
     found = {}
     for grade_id, names in (assignment.forbidden or {}).items():
         tree = _parse(answers.get(grade_id, ""))
         if tree is None:
             continue
-        paths = _references(tree, {**assignment.aliases, **_imports(tree)})
+        read, todo = [tree], [tree]
+        while todo:  # the student's functions and classes that the code read so far uses
+            for name in _loads(todo.pop()) & defined.keys():
+                if all(defined[name] is not other for other in read):
+                    read.append(defined[name])
+                    todo.append(defined[name])
+        paths = set().union(*(_references(part, aliases) for part in read))
         used = sorted(name for name in names
                       if any(path == name or path.startswith(name + ".") for path in paths))
         if used:

@@ -244,7 +244,7 @@ def _score(assignment, reference, steps, plan, name, path, answers, notes):
         elif result.status in ("timeout", "crashed"):
             notes.append(f"A cell of the notebook (not one of yours) was stopped: "
                          f"{result.reason}.")
-    used = shortcuts(assignment, answers)
+    used = shortcuts(assignment, answers, [step.source for step in steps if step.kind == "student"])
     for grade_id, names in used.items():
         notes.append(f"Your answer {grade_id!r} uses {', '.join(names)}: this exercise asks you "
                      f"to write it yourself, so its tests score 0.")
