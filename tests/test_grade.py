@@ -433,6 +433,10 @@ HELPER = "def helper(n):\n    return flops.gemm_flops(n, n, n)\n"
     ({"ex": "def count(n):\n    return outer(n)"},
      ["from course import flops as f\n\ndef inner(n):\n    return f.gemm_flops(n, n, n)",
       "def outer(n):\n    return inner(n)"], True),
+    # the library function bound to another name, or wrapped in a lambda, in an added cell
+    ({"ex": "def count(n):\n    return helper(n, n, n)"}, ["helper = flops.gemm_flops"], True),
+    ({"ex": "def count(n):\n    return helper(n)"},
+     ["helper = lambda n: flops.gemm_flops(n, n, n)"], True),
     # a helper in another exercise's answer, where the library is allowed
     ({"ex": "def count(n):\n    return helper(n)", "other": HELPER}, [], True),
     # the library used in a cell that the answer does not call: comparing a finished answer

@@ -324,17 +324,23 @@ def shortcuts(assignment, answers, extra=()):
 
     A static reading of the answer's code (what its names and attribute chains refer to,
     through the notebook's imports and the student's own). A function or class that the answer
-    uses and that the student defined elsewhere, in another answer or in one of the cells
-    ``extra`` they added, is read as part of the answer, so wrapping a forbidden function in a
-    helper does not hide it. Code the answer does not call (a cell comparing a finished answer
-    with the library, say) does not count.
+    uses and that the student defined elsewhere (a ``def``, a ``class`` or an assignment such as
+    ``helper = conv.im2col``), in another answer or in one of the cells ``extra`` they added, is
+    read as part of the answer, so wrapping a forbidden function in a helper does not hide it.
+    Code the answer does not use (a cell comparing a finished answer with the library, say)
+    does not count.
     """
     trees = [tree for tree in map(_parse, [*answers.values(), *extra]) if tree is not None]
     aliases = dict(assignment.aliases or {})
     for tree in trees:
         aliases.update(_imports(tree))
-    defined = {node.name: node for tree in trees for node in tree.body
-               if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    defined = {}  # name -> the statement of the student's that defines it at the top of a cell
+    for node in (node for tree in trees for node in tree.body):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined[node.name] = node
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):  # helper = conv.im2col, or a lambda
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            defined.update((target.id, node) for target in targets if isinstance(target, ast.Name))
     found = {}
     for grade_id, names in (assignment.forbidden or {}).items():
         tree = _parse(answers.get(grade_id, ""))
