@@ -349,7 +349,7 @@ def shortcuts(assignment, answers, extra=()):
         read, todo = [tree], [tree]
         while todo:  # the student's functions and classes that the code read so far uses
             for name in _loads(todo.pop()) & defined.keys():
-                if all(defined[name] is not other for other in read):
+                if defined[name] not in read:  # AST nodes compare by identity
                     read.append(defined[name])
                     todo.append(defined[name])
         paths = set().union(*(_references(part, aliases) for part in read))

@@ -49,7 +49,7 @@ def _encode(value, budget, depth):
         return {"complex": [value.real.hex(), value.imag.hex()]}
     # A container goes as its base type, read with the base type's own methods: a namedtuple
     # is the tuple it is, an OrderedDict the dict.
-    base = next((base for base in (list, tuple, set, frozenset, dict) if isinstance(value, base)),
+    base = next((kind for kind in (list, tuple, set, frozenset, dict) if isinstance(value, kind)),
                 None)
     if base is dict:
         return {"dict": [[_encode(key, budget, depth + 1), _encode(item, budget, depth + 1)]
